@@ -1,0 +1,3 @@
+"""Root conftest: shared fixtures for every package's tests and the end-to-end tests."""
+
+pytest_plugins = ["tests.fixtures.data", "tests.fixtures.models"]

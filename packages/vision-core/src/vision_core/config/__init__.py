@@ -1,0 +1,53 @@
+"""The pipeline config: schema, loading, overrides, validation."""
+
+from vision_core.config.load import (
+    apply_overrides,
+    build_config,
+    config_to_dict,
+    describe_schema,
+    load_config,
+    read_config_file,
+)
+from vision_core.config.schema import (
+    AutolabelSection,
+    DataSection,
+    DeploySection,
+    EdgeSection,
+    ExportSection,
+    FasterRCNNTrainSection,
+    InferSection,
+    LLMSection,
+    PipelineConfig,
+    RemoteSection,
+    RunSection,
+    StatsSection,
+    StatsSink,
+    SynthSection,
+    TrainSection,
+    YoloTrainSection,
+)
+
+__all__ = [
+    "AutolabelSection",
+    "DataSection",
+    "DeploySection",
+    "EdgeSection",
+    "ExportSection",
+    "FasterRCNNTrainSection",
+    "InferSection",
+    "LLMSection",
+    "PipelineConfig",
+    "RemoteSection",
+    "RunSection",
+    "StatsSection",
+    "StatsSink",
+    "SynthSection",
+    "TrainSection",
+    "YoloTrainSection",
+    "apply_overrides",
+    "build_config",
+    "config_to_dict",
+    "describe_schema",
+    "load_config",
+    "read_config_file",
+]

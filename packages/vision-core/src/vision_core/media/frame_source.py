@@ -1,0 +1,177 @@
+"""FrameSource: BGR frames from a camera (index or URL), a video file or an image folder.
+
+- images: sorted recursively by relative path; an unreadable image is reported through
+  `on_skip` and in `skipped`, then passed over;
+- video: ends cleanly at the end of the file; a missing file is a MediaError;
+- camera: a capture that fails or drops is reopened with capped exponential backoff,
+  forever (each attempt reported through `on_reconnect`), until `max_frames` or `stop()`.
+`fps_limit` throttles by sleeping; `max_frames` > 0 stops after that many frames.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from vision_core.errors import MediaError, require
+
+require("cv2", "vision-core[infer]", "frame sources")
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+SourceKind = Literal["camera", "video", "images"]
+
+
+@dataclass(slots=True)
+class Frame:
+    index: int
+    image: np.ndarray
+    ts: float  # time.time() when read
+    name: str = ""  # file name (images) or "" (video/camera)
+
+
+def list_images(folder: str | Path, *, recursive: bool = True) -> list[Path]:
+    """Image files under `folder` (any-case extensions), sorted by relative path."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise MediaError(f"image folder not found: {root}")
+    it = root.rglob("*") if recursive else root.iterdir()
+    return sorted(
+        (p for p in it if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
+        key=lambda p: p.relative_to(root).as_posix(),
+    )
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image as BGR uint8; MediaError naming the file and the reason otherwise."""
+    p = Path(path)
+    try:
+        data = np.fromfile(p, dtype=np.uint8)
+    except OSError as exc:
+        raise MediaError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    if data.size == 0:
+        raise MediaError(f"{p}: empty file (0 bytes)")
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if img is None:
+        raise MediaError(f"{p}: not a decodable image (corrupt or unsupported format)")
+    return img
+
+
+CaptureFactory = Callable[[int | str], Any]
+
+
+def _default_capture(target: int | str) -> Any:
+    return cv2.VideoCapture(target)
+
+
+@dataclass
+class FrameSource:
+    kind: SourceKind
+    target: str | Path
+    fps_limit: float = 0.0
+    max_frames: int = 0
+    reconnect_max_backoff_sec: float = 30.0
+    on_skip: Callable[[Path, str], None] | None = None
+    on_reconnect: Callable[[int, float, str], None] | None = None
+    capture_factory: CaptureFactory = _default_capture
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    reconnects: int = 0
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        if self.kind == "video" and not Path(self.target).is_file():
+            raise MediaError(f"video file not found: {self.target}")
+        if self.kind == "images":
+            self._files = list_images(self.target)
+        if self.kind not in ("camera", "video", "images"):
+            raise MediaError(f"unknown source kind {self.kind!r}; expected camera, video or images")
+
+    def stop(self) -> None:
+        """Make the iterator end after the current frame (thread-safe)."""
+        self._stop.set()
+
+    @property
+    def camera_target(self) -> int | str:
+        t = str(self.target).strip()
+        return int(t) if t.isdigit() else t
+
+    def __iter__(self) -> Iterator[Frame]:
+        period = 1.0 / self.fps_limit if self.fps_limit > 0 else 0.0
+        next_at = time.monotonic()
+        for count, frame in enumerate(self._raw(), start=1):
+            if period:
+                now = time.monotonic()
+                if next_at > now and self._stop.wait(next_at - now):
+                    return
+                next_at = max(next_at + period, time.monotonic() - period)
+            frame.index = count - 1
+            yield frame
+            if (self.max_frames and count >= self.max_frames) or self._stop.is_set():
+                return
+
+    def _raw(self) -> Iterator[Frame]:
+        if self.kind == "images":
+            yield from self._images()
+        elif self.kind == "video":
+            yield from self._video()
+        else:
+            yield from self._camera()
+
+    def _images(self) -> Iterator[Frame]:
+        for path in self._files:
+            try:
+                img = read_image(path)
+            except MediaError as exc:
+                self.skipped.append((str(path), str(exc)))
+                if self.on_skip:
+                    self.on_skip(path, str(exc))
+                continue
+            yield Frame(0, img, time.time(), path.name)
+
+    def _video(self) -> Iterator[Frame]:
+        cap = self.capture_factory(str(self.target))
+        try:
+            if not cap.isOpened():
+                raise MediaError(
+                    f"cannot open video {self.target} (unsupported codec or corrupt file)"
+                )
+            while not self._stop.is_set():
+                ok, img = cap.read()
+                if not ok or img is None:
+                    return
+                yield Frame(0, img, time.time())
+        finally:
+            cap.release()
+
+    def _camera(self) -> Iterator[Frame]:
+        backoff = 0.5
+        attempt = 0
+        while not self._stop.is_set():
+            cap = self.capture_factory(self.camera_target)
+            got_any = False
+            try:
+                if cap.isOpened():
+                    while not self._stop.is_set():
+                        ok, img = cap.read()
+                        if not ok or img is None:
+                            break
+                        got_any = True
+                        backoff = 0.5
+                        yield Frame(0, img, time.time())
+            finally:
+                cap.release()
+            if self._stop.is_set():
+                return
+            attempt += 1
+            self.reconnects += 1
+            reason = "capture dropped" if got_any else "cannot open capture"
+            if self.on_reconnect:
+                self.on_reconnect(attempt, backoff, reason)
+            if self._stop.wait(backoff):
+                return
+            backoff = min(backoff * 2, self.reconnect_max_backoff_sec)

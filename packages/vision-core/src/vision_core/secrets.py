@@ -1,0 +1,91 @@
+"""Secrets come from environment variables whose NAMES the config holds.
+
+A resolved secret is remembered (in memory only) so that `scrub()` can blank it out of
+any text on its way to a log line, a run dir or an error message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Mapping
+
+from vision_core.errors import SecretError
+
+_known: set[str] = set()
+_lock = threading.Lock()
+MASK = "***"
+
+_DSN_PASSWORD_URL = re.compile(
+    r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<at>@)"
+)
+_DSN_PASSWORD_KV = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'[^']*'|\S+)", re.IGNORECASE)
+
+
+class Secret:
+    """A secret value that does not print itself."""
+
+    __slots__ = ("_value", "env_name")
+
+    def __init__(self, value: str, env_name: str) -> None:
+        self._value = value
+        self.env_name = env_name
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return f"Secret(env={self.env_name!r}, value={MASK if self._value else ''!r})"
+
+    __str__ = __repr__
+
+
+def register(value: str) -> None:
+    """Remember a secret value so that scrub() removes it (values under 4 chars are ignored)."""
+    if value and len(value) >= 4:
+        with _lock:
+            _known.add(value)
+
+
+def resolve_secret(
+    env_name: str,
+    *,
+    key_path: str,
+    required: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> Secret:
+    """Read the secret held by environment variable `env_name` (named at config `key_path`).
+
+    Missing and required: SecretError naming the variable and the key, never a value.
+    """
+    env = os.environ if environ is None else environ
+    value = env.get(env_name, "") if env_name else ""
+    if required and not value:
+        raise SecretError(
+            f"{key_path}: environment variable {env_name!r} is not set or empty "
+            f"(export {env_name}=... before starting)"
+        )
+    register(value)
+    return Secret(value, env_name)
+
+
+def redact_dsn(text: str) -> str:
+    """Blank the password of a database URL or libpq key=value DSN."""
+    text = _DSN_PASSWORD_URL.sub(lambda m: f"{m['head']}{MASK}{m['at']}", text)
+    return _DSN_PASSWORD_KV.sub(lambda m: f"{m['head']}{MASK}", text)
+
+
+def scrub(text: str) -> str:
+    """Remove every registered secret and any DSN password from `text`."""
+    with _lock:
+        known = sorted(_known, key=len, reverse=True)
+    for value in known:
+        if value in text:
+            text = text.replace(value, MASK)
+    if "://" in text or "password" in text.lower():
+        text = redact_dsn(text)
+    return text

@@ -1,0 +1,123 @@
+"""Data that crosses a boundary: one msgspec Struct each, shared by every package.
+
+The same structs are the wire format (JSON), the Litestar request/response models (so the
+OpenAPI schema agrees with the code) and the in-process types.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta, Struct
+
+NonNegInt = Annotated[int, Meta(ge=0)]
+NonNegFloat = Annotated[float, Meta(ge=0.0)]
+Score = Annotated[float, Meta(ge=0.0, le=1.0)]
+AwareDatetime = Annotated[datetime, Meta(tz=True)]
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+EventId = Annotated[str, Meta(min_length=1, max_length=100)]
+
+
+class Detection(Struct, frozen=True, forbid_unknown_fields=True):
+    """One detected object: a box in pixels of the original image (x1, y1, x2, y2)."""
+
+    class_id: NonNegInt
+    class_name: str
+    score: Score
+    xyxy: tuple[float, float, float, float]
+
+
+class StatsEvent(Struct, forbid_unknown_fields=True):
+    """What happened on one frame; the statistics store keeps one row per event_id."""
+
+    event_id: EventId
+    ts_utc: AwareDatetime
+    source_id: Name
+    mode: Name
+    frame_index: NonNegInt
+    latency_ms: NonNegFloat
+    detections_total: NonNegInt
+    counts_by_class: dict[str, NonNegInt] = msgspec.field(default_factory=dict)
+    model: str = ""
+
+
+class FrameRequest(Struct, forbid_unknown_fields=True):
+    """POST /api/v1/frame body: a base64 JPEG/PNG plus where and when it was taken."""
+
+    image_b64: Annotated[str, Meta(min_length=1)]
+    source_id: Name
+    frame_index: NonNegInt = 0
+    ts_utc: AwareDatetime | None = None
+
+
+class FrameTiming(Struct):
+    """Milliseconds spent on a frame by stage."""
+
+    decode_ms: float
+    queue_ms: float
+    inference_ms: float
+    total_ms: float
+
+
+class FrameResponse(Struct):
+    """The server's answer for one frame."""
+
+    source_id: str
+    frame_index: int
+    width: int
+    height: int
+    detections: list[Detection]
+    timing: FrameTiming
+
+
+def new_event_id() -> str:
+    """A globally unique event id (uuid4 hex)."""
+    return uuid.uuid4().hex
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_stats_event(
+    *,
+    source_id: str,
+    mode: str,
+    frame_index: int,
+    latency_ms: float,
+    detections: Iterable[Detection],
+    model: str = "",
+    event_id: str | None = None,
+    ts_utc: datetime | None = None,
+) -> StatsEvent:
+    """Build the StatsEvent of one processed frame from its detections."""
+    dets = list(detections)
+    counts = Counter(d.class_name for d in dets)
+    return StatsEvent(
+        event_id=event_id or new_event_id(),
+        ts_utc=ts_utc or utc_now(),
+        source_id=source_id,
+        mode=mode,
+        frame_index=frame_index,
+        latency_ms=max(0.0, float(latency_ms)),
+        detections_total=len(dets),
+        counts_by_class=dict(counts),
+        model=model,
+    )
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def to_json(obj: object) -> bytes:
+    """Encode any struct (or builtin) to JSON bytes."""
+    return _encoder.encode(obj)
+
+
+def to_builtins(obj: object) -> object:
+    return msgspec.to_builtins(obj)

@@ -1,0 +1,13 @@
+"""vision-stats: parse, load the config, call the kernel. No logic here."""
+
+from __future__ import annotations
+
+import click
+
+from vision_core.cli import version_option
+
+
+@click.group()
+@version_option("vision-stats")
+def main() -> None:
+    """The statistics store, its API, dashboard and CLI."""

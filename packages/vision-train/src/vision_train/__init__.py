@@ -1,0 +1,10 @@
+"""vision-train."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("vision-train")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = ["__version__"]
