@@ -26,23 +26,59 @@ def test_every_field_has_a_default_and_a_doc() -> None:
         ({"train": {"epochs": 2.5}}, "train.epochs: expected an integer >= 1, got 2.5"),
         ({"train": {"epoch": 3}}, "train.epoch: unknown key (did you mean 'epochs'?)"),
         ({"trian": {"epochs": 3}}, "trian: unknown key (did you mean 'train'?)"),
-        ({"train": {"backend": "yolov8"}}, "train.backend: expected one of 'yolo', 'faster_rcnn', got 'yolov8' (did you mean 'yolo'?)"),
+        (
+            {"train": {"backend": "yolov8"}},
+            "train.backend: expected one of 'yolo', 'faster_rcnn', got 'yolov8' (did you mean 'yolo'?)",
+        ),
         ({"train": {"dry_run": "yes"}}, "train.dry_run: expected true or false, got 'yes'"),
-        ({"train": {"yolo": {"imgsz": 100}}}, "train.yolo.imgsz: expected a multiple of 32, got 100"),
-        ({"train": {"faster_rcnn": {"variant": "resnet101"}}}, "train.faster_rcnn.variant: expected one of 'mobilenet_v3', 'resnet50_fpn', 'resnet50_fpn_v2', 'resnet18_fpn', got 'resnet101' (did you mean 'resnet50_fpn'?)"),
+        (
+            {"train": {"yolo": {"imgsz": 100}}},
+            "train.yolo.imgsz: expected a multiple of 32, got 100",
+        ),
+        (
+            {"train": {"faster_rcnn": {"variant": "resnet101"}}},
+            "train.faster_rcnn.variant: expected one of 'mobilenet_v3', 'resnet50_fpn', 'resnet50_fpn_v2', 'resnet18_fpn', got 'resnet101' (did you mean 'resnet50_fpn'?)",
+        ),
         ({"export": {"opset": 9}}, "export.opset: expected an integer >= 11 and <= 23, got 9"),
-        ({"export": {"quantize_mode": "qat"}}, "export.quantize_mode: expected one of 'static', 'dynamic', got 'qat'"),
+        (
+            {"export": {"quantize_mode": "qat"}},
+            "export.quantize_mode: expected one of 'static', 'dynamic', got 'qat'",
+        ),
         ({"infer": {"conf": 1.5}}, "infer.conf: expected a number >= 0 and <= 1, got 1.5"),
-        ({"autolabel": {"on_conflict": "replace"}}, "autolabel.on_conflict: expected one of 'skip', 'overwrite', 'merge', got 'replace'"),
-        ({"autolabel": {"llm": {"qps_limit": -1}}}, "autolabel.llm.qps_limit: expected a number > 0, got -1"),
-        ({"deploy": {"edge": {"mode": "cloud"}}}, "deploy.edge.mode: expected one of 'local', 'stream', 'llm', got 'cloud'"),
-        ({"deploy": {"edge": {"source": "video"}}}, "deploy.edge.video_path: required when deploy.edge.source = 'video'"),
-        ({"deploy": {"remote": {"port": 70000}}}, "deploy.remote.port: expected an integer >= 0 and <= 65535, got 70000"),
-        ({"deploy": {"edge": {"jpeg_quality": "high"}}}, "deploy.edge.jpeg_quality: expected an integer >= 1 and <= 100, got 'high'"),
+        (
+            {"autolabel": {"on_conflict": "replace"}},
+            "autolabel.on_conflict: expected one of 'skip', 'overwrite', 'merge', got 'replace'",
+        ),
+        (
+            {"autolabel": {"llm": {"qps_limit": -1}}},
+            "autolabel.llm.qps_limit: expected a number > 0, got -1",
+        ),
+        (
+            {"deploy": {"edge": {"mode": "cloud"}}},
+            "deploy.edge.mode: expected one of 'local', 'stream', 'llm', got 'cloud'",
+        ),
+        (
+            {"deploy": {"edge": {"source": "video"}}},
+            "deploy.edge.video_path: required when deploy.edge.source = 'video'",
+        ),
+        (
+            {"deploy": {"remote": {"port": 70000}}},
+            "deploy.remote.port: expected an integer >= 0 and <= 65535, got 70000",
+        ),
+        (
+            {"deploy": {"edge": {"jpeg_quality": "high"}}},
+            "deploy.edge.jpeg_quality: expected an integer >= 1 and <= 100, got 'high'",
+        ),
         ({"stats": {"port": True}}, "stats.port: expected an integer >= 0 and <= 65535, got true"),
         ({"train": 5}, "train: expected a table, got 5"),
-        ({"class_map": {"x": "circle"}}, "class_map.x: expected a class id (an integer >= 0) as key, got 'x'"),
-        ({"class_map": {"0": "a", "2": "c"}}, "class_map: class ids must be 0..1 without gaps, got [0, 2]"),
+        (
+            {"class_map": {"x": "circle"}},
+            "class_map.x: expected a class id (an integer >= 0) as key, got 'x'",
+        ),
+        (
+            {"class_map": {"0": "a", "2": "c"}},
+            "class_map: class ids must be 0..1 without gaps, got [0, 2]",
+        ),
         ({"run": {"name": "a/b"}}, "run.name: expected a name without slashes, got 'a/b'"),
     ],
 )
@@ -73,7 +109,13 @@ def test_secret_pasted_into_env_name_field_is_not_echoed() -> None:
 def test_set_overrides_are_typed_by_the_schema() -> None:
     cfg = build_config(
         {"train": {"epochs": 3}},
-        ["train.epochs=7", "train.dry_run=true", "infer.conf=0.4", "class_map=circle,square", "run.name=demo"],
+        [
+            "train.epochs=7",
+            "train.dry_run=true",
+            "infer.conf=0.4",
+            "class_map=circle,square",
+            "run.name=demo",
+        ],
     )
     assert cfg.train.epochs == 7 and cfg.train.dry_run is True
     assert cfg.infer.conf == pytest.approx(0.4)
@@ -118,7 +160,7 @@ def test_toml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_missing_config_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="config file not found: .*nope.toml"):
+    with pytest.raises(ConfigError, match=r"config file not found: .*nope\.toml"):
         load_config(tmp_path / "nope.toml")
 
 

@@ -38,7 +38,9 @@ def test_successful_run_writes_metrics_artifacts_and_config(tmp_path: Path) -> N
     assert run_dir.parent == tmp_path / "wd" / "runs" and run_dir.name.startswith("t-")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "ok" and metrics["metrics"] == {"best_map50": 0.9}
-    assert metrics["mode"] == "train" and metrics["backend"] == "good" and metrics["elapsed_ms"] >= 0
+    assert (
+        metrics["mode"] == "train" and metrics["backend"] == "good" and metrics["elapsed_ms"] >= 0
+    )
     artifacts = json.loads((run_dir / "artifacts.json").read_text())
     assert artifacts["model_path"].endswith("model.onnx") and artifacts["dry_run"] is False
     assert json.loads((run_dir / "config.json").read_text())["run"]["name"] == "t"
@@ -68,7 +70,10 @@ def test_failed_run_still_writes_records_with_the_error(tmp_path: Path) -> None:
 def test_unknown_backend_fails_the_run_and_lists_available(tmp_path: Path) -> None:
     result = _kernel(tmp_path, yolo=lambda ctx: {}, faster_rcnn=lambda ctx: {}).run_train("yolov8")
     assert result.status == "failed"
-    assert result.error == "unknown trainer 'yolov8' (did you mean 'yolo'?); available: faster_rcnn, yolo"
+    assert (
+        result.error
+        == "unknown trainer 'yolov8' (did you mean 'yolo'?); available: faster_rcnn, yolo"
+    )
     assert (result.run_context.run_dir / "metrics.json").is_file()
 
 
@@ -91,7 +96,12 @@ def test_two_processes_never_share_a_run_dir(tmp_path: Path) -> None:
         "from vision_core.kernel import make_run_dir;"
         "print(make_run_dir(Path(sys.argv[1]), 'p', datetime(2026,1,1))[0])"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
     ids = [p.communicate()[0].strip() for p in procs]
     assert len(set(ids)) == 4 and all(i.startswith("p-20260101-000000") for i in ids)
 
@@ -112,7 +122,9 @@ assert "lazy_backend_mod" in sys.modules and fn(None) == {"ok": 1}
 print("OK")
 """
     (tmp_path / "lazy_backend_mod.py").write_text("def run(ctx):\n    return {'ok': 1}\n")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "OK"
 

@@ -24,7 +24,13 @@ def test_lines_carry_the_spec_fields_and_extras(tmp_path: Path) -> None:
         log.info("train.start", "Training started", epochs=3)
     (rec,) = read_jsonl(path)
     assert set(rec) == {"ts_utc", "level", "event", "message", "run_id", "backend", "epochs"}
-    assert (rec["level"], rec["event"], rec["run_id"], rec["backend"], rec["epochs"]) == ("INFO", "train.start", "r1", "yolo", 3)
+    assert (rec["level"], rec["event"], rec["run_id"], rec["backend"], rec["epochs"]) == (
+        "INFO",
+        "train.start",
+        "r1",
+        "yolo",
+        3,
+    )
     assert rec["ts_utc"].endswith("+00:00")
 
 
@@ -64,21 +70,31 @@ def test_console_gets_short_human_lines(tmp_path: Path) -> None:
     log = StructuredLogger(None, console=buf)
     log.info("e", "hello there", fps=12.5)
     line = buf.getvalue().strip()
-    assert "INFO" in line and "hello there" in line and "fps=12.5" in line and not line.startswith("{")
+    assert (
+        "INFO" in line and "hello there" in line and "fps=12.5" in line and not line.startswith("{")
+    )
 
 
 def test_resolve_secret_missing_names_variable_not_value() -> None:
     with pytest.raises(SecretError) as err:
-        resolve_secret("VISION_TEST_KEY", key_path="autolabel.llm.api_key_env", required=True, environ={})
+        resolve_secret(
+            "VISION_TEST_KEY", key_path="autolabel.llm.api_key_env", required=True, environ={}
+        )
     assert "VISION_TEST_KEY" in str(err.value) and "autolabel.llm.api_key_env" in str(err.value)
 
 
 def test_secret_never_reaches_log_run_dir_or_error(tmp_path: Path) -> None:
     value = "sk-test-0123456789-SECRET"
-    cfg = build_config({"run": {"workdir": str(tmp_path)}, "autolabel": {"llm": {"api_key_env": "MY_LLM_KEY"}}})
+    cfg = build_config(
+        {"run": {"workdir": str(tmp_path)}, "autolabel": {"llm": {"api_key_env": "MY_LLM_KEY"}}}
+    )
 
     def backend(ctx: RunContext) -> dict[str, Any]:
-        key = resolve_secret(ctx.config.autolabel.llm.api_key_env, key_path="autolabel.llm.api_key_env", environ={"MY_LLM_KEY": value})
+        key = resolve_secret(
+            ctx.config.autolabel.llm.api_key_env,
+            key_path="autolabel.llm.api_key_env",
+            environ={"MY_LLM_KEY": value},
+        )
         assert key.reveal() == value and value not in repr(key)
         ctx.logger.info("llm.call", f"calling with {key.reveal()}", header=f"Bearer {key.reveal()}")
         ctx.metrics["debug"] = value
@@ -94,7 +110,10 @@ def test_secret_never_reaches_log_run_dir_or_error(tmp_path: Path) -> None:
     for p in files:
         assert value not in p.read_text(), p.name
     assert "MY_LLM_KEY" in (result.run_context.run_dir / "config.json").read_text()
-    assert json.loads((result.run_context.run_dir / "metrics.json").read_text())["metrics"]["debug"] == "***"
+    assert (
+        json.loads((result.run_context.run_dir / "metrics.json").read_text())["metrics"]["debug"]
+        == "***"
+    )
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -83,7 +84,7 @@ def test_read_image_errors_name_the_file(tmp_path: Path) -> None:
 class FlakyCapture:
     """A capture double: the 1st open fails, the 2nd gives 2 frames then drops, the 3rd gives 3."""
 
-    script = [0, 2, 3]
+    script: ClassVar[list[int]] = [0, 2, 3]
     opened = 0
 
     def __init__(self, target: int | str) -> None:
@@ -92,7 +93,7 @@ class FlakyCapture:
         self.ok = FlakyCapture.opened != 0
         FlakyCapture.opened += 1
 
-    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+    def isOpened(self) -> bool:
         return self.ok
 
     def read(self) -> tuple[bool, np.ndarray | None]:
@@ -109,8 +110,12 @@ def test_camera_that_drops_is_reopened_with_backoff() -> None:
     FlakyCapture.opened = 0
     attempts: list[tuple[int, float, str]] = []
     src = FrameSource(
-        "camera", "0", max_frames=5, capture_factory=FlakyCapture,
-        reconnect_max_backoff_sec=0.6, on_reconnect=lambda n, b, why: attempts.append((n, b, why)),
+        "camera",
+        "0",
+        max_frames=5,
+        capture_factory=FlakyCapture,
+        reconnect_max_backoff_sec=0.6,
+        on_reconnect=lambda n, b, why: attempts.append((n, b, why)),
     )
     frames = list(src)
     assert len(frames) == 5 and [f.index for f in frames] == list(range(5))

@@ -43,7 +43,9 @@ def test_layout_and_labels_are_valid_yolo(synth_dataset: Path) -> None:
 
 def test_boxes_are_the_exact_extent_of_the_drawn_shape(tmp_path: Path) -> None:
     """Each box edge touches the shape: the pixels just inside differ from just outside."""
-    root = generate_dataset(tmp_path / "d", train_images=6, val_images=1, imgsz=128, seed=5, max_objects=1).parent
+    root = generate_dataset(
+        tmp_path / "d", train_images=6, val_images=1, imgsz=128, seed=5, max_objects=1
+    ).parent
     for img_path in sorted((root / "images" / "train").glob("*.png")):
         img = cv2.imread(str(img_path)).astype(np.int32)
         (line,) = (root / "labels" / "train" / f"{img_path.stem}.txt").read_text().splitlines()
@@ -60,5 +62,11 @@ def test_boxes_are_the_exact_extent_of_the_drawn_shape(tmp_path: Path) -> None:
 
 def test_unlabeled_set_keeps_truth_apart(tmp_path: Path) -> None:
     out = generate_unlabeled(tmp_path / "u", tmp_path / "t", count=3, imgsz=64)
-    assert sorted(p.name for p in out.iterdir()) == ["img_00000.jpg", "img_00001.jpg", "img_00002.jpg"]
-    assert (tmp_path / "t" / "img_00002.txt").is_file() and (tmp_path / "t" / "classes.txt").read_text().split() == list(CLASS_NAMES.values())
+    assert sorted(p.name for p in out.iterdir()) == [
+        "img_00000.jpg",
+        "img_00001.jpg",
+        "img_00002.jpg",
+    ]
+    assert (tmp_path / "t" / "img_00002.txt").is_file() and (
+        tmp_path / "t" / "classes.txt"
+    ).read_text().split() == list(CLASS_NAMES.values())

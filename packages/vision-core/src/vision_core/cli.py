@@ -35,13 +35,50 @@ def config_options(fn: F) -> F:
     return fn
 
 
-def load_cli_config(config_path: Path | None, overrides: Sequence[str]) -> PipelineConfig:
-    """Load the config or exit 2 with the problems listed (key paths and bad values)."""
+def load_cli_config(
+    config_path: Path | None,
+    overrides: Sequence[str],
+    *,
+    record_as: tuple[str, str] | None = None,
+) -> PipelineConfig:
+    """Load the config or exit 2 with the problems listed (key paths and bad values).
+
+    `record_as=(mode, backend)`: a command that runs through the kernel still leaves a
+    failed run dir with metrics.json when its config is invalid.
+    """
     try:
         return load_config(config_path, overrides)
     except VisionError as exc:
         click.echo(f"Error: {scrub(str(exc))}", err=True)
+        if record_as is not None:
+            run_dir = _record_config_failure(config_path, overrides, record_as, exc)
+            if run_dir is not None:
+                click.echo(f"failed: run dir {run_dir}", err=True)
         sys.exit(2)
+
+
+def _record_config_failure(
+    config_path: Path | None, overrides: Sequence[str], record_as: tuple[str, str], exc: Exception
+) -> Path | None:
+    """Best effort: take run.workdir/run.name from the raw config where they are usable."""
+    from vision_core.config import RunSection, apply_overrides, read_config_file
+    from vision_core.kernel import record_failed_run
+
+    workdir, name = RunSection().workdir, RunSection().name
+    try:
+        raw = apply_overrides(read_config_file(config_path) if config_path else {}, overrides)
+        run = raw.get("run", {})
+        if isinstance(run, dict):
+            if isinstance(run.get("workdir"), str):
+                workdir = str(run["workdir"])
+            if isinstance(run.get("name"), str) and "/" not in run["name"]:
+                name = str(run["name"])
+    except VisionError:
+        pass
+    try:
+        return record_failed_run(str(workdir), str(name), *record_as, exc)
+    except OSError:
+        return None
 
 
 def version_option(package: str) -> Callable[[F], F]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -124,6 +125,13 @@ class VisionKernel:
         )
 
     def run(self, kind: Kind, backend: str, mode: str) -> RunResult:
+        """Look `backend` up in the registry under `kind` and run it (see run_callable)."""
+        return self.run_callable(mode, backend, lambda ctx: self.registry.get(kind, backend)(ctx))
+
+    def run_callable(
+        self, mode: str, backend: str, fn: Callable[[RunContext], dict[str, Any] | None]
+    ) -> RunResult:
+        """Run `fn(ctx)` with the kernel's guarantees: run dir, records always written."""
         self._ensure_workdir_layout()
         ctx = self._make_run_context(mode, backend)
         log = ctx.logger
@@ -137,7 +145,6 @@ class VisionKernel:
             run_dir=str(ctx.run_dir),
         )
         try:
-            fn = self.registry.get(kind, backend)
             artifacts = dict(fn(ctx) or {})
         except KeyboardInterrupt:
             status, error, error_type = (
@@ -209,3 +216,31 @@ def _scrub_tree(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+def record_failed_run(
+    workdir: str | Path, run_name: str, mode: str, backend: str, error: BaseException
+) -> Path:
+    """Write the records of a run that failed before it could start (e.g. a bad config)."""
+    run_id, run_dir = make_run_dir(Path(workdir).resolve() / "runs", run_name)
+    message = scrub(str(error))
+    now = datetime.now(UTC).isoformat()
+    metrics = {
+        "run_id": run_id,
+        "mode": mode,
+        "backend": backend,
+        "status": "failed",
+        "error": message,
+        "error_type": type(error).__name__,
+        "dry_run": False,
+        "started_utc": now,
+        "finished_utc": now,
+        "elapsed_ms": 0.0,
+        "pid": os.getpid(),
+        "metrics": {},
+    }
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    atomic_write_json(
+        run_dir / "artifacts.json", {"run_id": run_id, "status": "failed", "dry_run": False}
+    )
+    return run_dir

@@ -130,8 +130,9 @@ def generate_dataset(
     root = Path(out_dir).resolve()
     _write_split(root, "train", train_images, imgsz, max_objects, seed)
     _write_split(root, "val", val_images, imgsz, max_objects, seed + 1_000_003)
+    # no `path` key: ultralytics then resolves train/val against this file's folder, so the
+    # dataset can be copied or moved as a whole
     meta = {
-        "path": str(root),
         "train": "images/train",
         "val": "images/val",
         "names": dict(CLASS_NAMES),

@@ -327,9 +327,7 @@ def config_to_dict(cfg: Any, *, redact: bool = True) -> dict[str, Any]:
     return out
 
 
-def describe_schema(
-    cls: Any = PipelineConfig, prefix: str = ""
-) -> list[tuple[str, str, Any, str]]:
+def describe_schema(cls: Any = PipelineConfig, prefix: str = "") -> list[tuple[str, str, Any, str]]:
     """Every key as (key.path, type, default, doc): for docs and `--help`."""
     rows: list[tuple[str, str, Any, str]] = []
     hints = _hints(cls)

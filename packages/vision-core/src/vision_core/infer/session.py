@@ -1,0 +1,76 @@
+"""ONNX Runtime sessions: open a model file on CPU or CUDA, read its metadata."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Literal
+
+import onnxruntime as ort
+
+from vision_core.errors import ModelLoadError
+
+__all__ = ["create_session", "read_metadata", "session_model_path"]
+
+log = logging.getLogger(__name__)
+
+Provider = Literal["cpu", "cuda"]
+
+_NOT_ONNX = "is not a valid ONNX model (truncated, corrupt or not ONNX at all)"
+
+
+def _providers(provider: str) -> list[str]:
+    if provider == "cpu":
+        return ["CPUExecutionProvider"]
+    if provider != "cuda":
+        raise ValueError(f"provider must be 'cpu' or 'cuda', got {provider!r}")
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    log.warning(
+        "provider 'cuda' requested but onnxruntime has no CUDAExecutionProvider "
+        "(install onnxruntime-gpu); using CPU"
+    )
+    return ["CPUExecutionProvider"]
+
+
+def create_session(
+    path: str | os.PathLike[str],
+    *,
+    provider: Provider | str = "cpu",
+    threads: int = 0,
+) -> ort.InferenceSession:
+    """Open an ONNX model for inference.
+
+    provider: "cpu" (default) or "cuda" (CUDA first, CPU fallback; a warning and CPU when
+    CUDA is not available). threads > 0 sets ONNX Runtime's intra-op thread count.
+    Raises ModelLoadError naming the path when the file is missing or is not ONNX.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ModelLoadError(f"model file not found: {p}")
+    if not p.is_file():
+        raise ModelLoadError(f"model path is not a file: {p}")
+    if threads < 0:
+        raise ValueError(f"threads must be >= 0, got {threads}")
+    providers = _providers(provider)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3  # errors only: no initializer/provider chatter on stderr
+    if threads > 0:
+        opts.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(p), sess_options=opts, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own pybind exception types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"{p} {_NOT_ONNX}: {first}") from exc
+
+
+def read_metadata(session: ort.InferenceSession) -> dict[str, str]:
+    """The model's custom metadata (ONNX metadata_props) as a plain dict."""
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
+def session_model_path(session: ort.InferenceSession) -> str:
+    """The file a session was opened from, or "<in-memory model>"."""
+    path = getattr(session, "_model_path", None)
+    return str(path) if path else "<in-memory model>"

@@ -1,0 +1,253 @@
+"""Ultralytics YOLO detection models exported to ONNX, run with ONNX Runtime.
+
+Pre- and post-processing follow ultralytics' predictor for an ONNX model: letterbox to the
+exported size (or the minimal stride-aligned rectangle for a dynamic export), RGB 0..1 NCHW
+float32, best class per box, `score > conf`, class-aware NMS via a 7680 px class offset,
+`max_det`, boxes mapped back to original pixels and clipped.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from vision_core.errors import ModelLoadError
+from vision_core.infer.base import (
+    class_names_for,
+    describe_io,
+    ensure_bgr,
+    make_detection,
+    parse_names,
+    static_dim,
+)
+from vision_core.infer.letterbox import Letterboxed, letterbox, scale_boxes
+from vision_core.infer.nms import batched_nms
+from vision_core.infer.session import create_session, read_metadata, session_model_path
+from vision_core.types import Detection
+
+__all__ = ["YoloDetector"]
+
+MAX_NMS = 30_000  # boxes entering NMS at most (ultralytics' max_nms)
+MAX_WH = 7680  # per-class box offset of class-aware NMS (ultralytics' max_wh)
+DEFAULT_IMGSZ = 640
+_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
+def _literal(raw: str | None) -> Any:
+    if raw is None:
+        return None
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+
+
+class YoloDetector:
+    """A YOLO detection ONNX model (output (B, 4 + nc, N), xywh boxes, sigmoid scores)."""
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | ort.InferenceSession,
+        *,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        max_det: int = 300,
+        agnostic: bool = False,
+        class_map: Mapping[int, str] | None = None,
+        provider: str = "cpu",
+        threads: int = 0,
+        imgsz: int | None = None,
+    ) -> None:
+        if not 0.0 <= conf <= 1.0:
+            raise ValueError(f"conf must be in [0, 1], got {conf}")
+        if not 0.0 <= iou <= 1.0:
+            raise ValueError(f"iou must be in [0, 1], got {iou}")
+        if max_det < 1:
+            raise ValueError(f"max_det must be >= 1, got {max_det}")
+        if isinstance(model, ort.InferenceSession):
+            self.session = model
+        else:
+            self.session = create_session(model, provider=provider, threads=threads)
+        self.model_path = session_model_path(self.session)
+        self.conf, self.iou, self.max_det, self.agnostic = conf, iou, max_det, agnostic
+        self.metadata = read_metadata(self.session)
+        self._class_map = dict(class_map or {})
+
+        task = self.metadata.get("task")
+        if task is not None and task != "detect":
+            raise ModelLoadError(f"{self.model_path}: task {task!r} is not supported (detect only)")
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelLoadError(
+                f"{self.model_path}: not a YOLO detection layout (want 1 input, 1 output): "
+                f"{describe_io(self.session)}"
+            )
+        inp, out = inputs[0], outputs[0]
+        if len(inp.shape) != 4 or static_dim(inp.shape[1]) not in (3, None):
+            raise ModelLoadError(
+                f"{self.model_path}: input must be (B, 3, H, W): {describe_io(self.session)}"
+            )
+        if inp.type not in _DTYPES:
+            raise ModelLoadError(f"{self.model_path}: input type {inp.type} is not float/float16")
+        self._input_name, self._output_name = inp.name, out.name
+        self._input_dtype = _DTYPES[inp.type]
+        self._batch = static_dim(inp.shape[0])  # None: dynamic batch
+        h, w = static_dim(inp.shape[2]), static_dim(inp.shape[3])
+        self.dynamic = h is None or w is None
+        self.input_size: tuple[int, int] | None = None if self.dynamic else (h or 0, w or 0)
+        stride = _literal(self.metadata.get("stride"))
+        self.stride = int(stride) if isinstance(stride, int) and stride > 0 else 32
+        meta_imgsz = _literal(self.metadata.get("imgsz"))
+        if isinstance(meta_imgsz, int):
+            meta_imgsz = [meta_imgsz]
+        if imgsz is None and isinstance(meta_imgsz, (list, tuple)) and meta_imgsz:
+            imgsz = int(max(meta_imgsz))
+        self.imgsz = imgsz or DEFAULT_IMGSZ  # long side of a dynamic model's letterbox
+
+        args = _literal(self.metadata.get("args"))
+        self.end2end = _literal(self.metadata.get("end2end")) is True or (
+            isinstance(args, dict) and bool(args.get("nms"))
+        )
+        if len(out.shape) != 3:
+            raise ModelLoadError(
+                f"{self.model_path}: output must be 3-D (B, 4 + nc, N) or end-to-end (B, N, 6): "
+                f"{describe_io(self.session)}"
+            )
+        meta_names = parse_names(self.metadata.get("names"))
+        self._meta_names = meta_names
+        channels = static_dim(out.shape[2] if self.end2end else out.shape[1])
+        self.nc: int | None
+        if self.end2end:
+            if channels not in (6, None):
+                raise ModelLoadError(
+                    f"{self.model_path}: end-to-end output must be (B, N, 6): "
+                    f"{describe_io(self.session)}"
+                )
+            self.nc = len(meta_names) or None
+        else:
+            self.nc = None if channels is None else channels - 4
+            if self.nc is not None and (self.nc < 1 or (meta_names and len(meta_names) != self.nc)):
+                raise ModelLoadError(
+                    f"{self.model_path}: output has {channels} channels, not 4 + nc with "
+                    f"nc = {len(meta_names) or '>= 1'} classes: {describe_io(self.session)}"
+                )
+        n_names = self.nc or len(meta_names) or (max(self._class_map) + 1 if self._class_map else 0)
+        self.class_names: dict[int, str] = class_names_for(
+            range(n_names), self._class_map, meta_names
+        )
+
+    # -- preprocessing -----------------------------------------------------------------
+
+    def letterbox(self, image_bgr: np.ndarray) -> Letterboxed:
+        """The image as the model sees it (before colour/layout conversion)."""
+        if self.input_size is not None:
+            return letterbox(image_bgr, self.input_size, stride=self.stride, auto=False)
+        return letterbox(image_bgr, (self.imgsz, self.imgsz), stride=self.stride, auto=True)
+
+    def to_tensor(self, images: Sequence[np.ndarray], batch: int | None = None) -> np.ndarray:
+        """Stack letterboxed BGR images (same size) into an RGB 0..1 NCHW tensor.
+
+        `batch` > len(images) pads with zero images (for fixed-batch models).
+        """
+        h, w = images[0].shape[:2]
+        n = max(batch or 0, len(images))
+        alloc = np.zeros if n > len(images) else np.empty
+        out = alloc((n, 3, h, w), dtype=np.float32)
+        scale = np.float32(255)
+        for k, im in enumerate(images):
+            b, g, r = cv2.split(im)  # BGR -> RGB and HWC -> CHW in one pass
+            for c, plane in enumerate((r, g, b)):
+                np.divide(plane, scale, out=out[k, c], dtype=np.float32)
+        return out if self._input_dtype is np.float32 else out.astype(self._input_dtype)
+
+    # -- inference -----------------------------------------------------------------------
+
+    def predict(self, image_bgr: np.ndarray) -> list[Detection]:
+        """Detections on one BGR image, in its pixels."""
+        return self.predict_batch([image_bgr])[0]
+
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """Detections on each image; one session.run per batch the model accepts."""
+        bgr = [ensure_bgr(im) for im in images]
+        boxed = [self.letterbox(im) for im in bgr]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, lb in enumerate(boxed):  # a dynamic model may letterbox images to different sizes
+            groups.setdefault(lb.image.shape, []).append(i)
+        results: list[list[Detection]] = [[] for _ in bgr]
+        for idxs in groups.values():
+            step = self._batch or len(idxs)
+            for start in range(0, len(idxs), step):
+                part = idxs[start : start + step]
+                tensor = self.to_tensor([boxed[i].image for i in part], self._batch)
+                raw = self.run(tensor)
+                for k, i in enumerate(part):
+                    results[i] = self._postprocess(raw[k], boxed[i], bgr[i].shape[:2])
+        return results
+
+    def run(self, tensor: np.ndarray) -> np.ndarray:
+        """The raw model output for an NCHW input tensor, checked and as float32."""
+        out = self.session.run([self._output_name], {self._input_name: tensor})[0]
+        out = np.asarray(out)
+        want = 6 if self.end2end else (None if self.nc is None else 4 + self.nc)
+        dim = 2 if self.end2end else 1
+        if out.ndim != 3 or out.shape[0] != tensor.shape[0] or (want and out.shape[dim] != want):
+            raise ModelLoadError(
+                f"{self.model_path}: output shape {out.shape} for input {tensor.shape} is not "
+                f"{'(B, N, 6)' if self.end2end else '(B, 4 + nc, N)'}"
+            )
+        return out if out.dtype == np.float32 else out.astype(np.float32)
+
+    # -- postprocessing ------------------------------------------------------------------
+
+    def _postprocess(
+        self, pred: np.ndarray, lb: Letterboxed, orig_shape: tuple[int, int]
+    ) -> list[Detection]:
+        if self.end2end:
+            keep = np.flatnonzero(pred[:, 4] > self.conf)[: self.max_det]
+            boxes = pred[keep, :4].copy()
+            scores = pred[keep, 4]
+            cls = pred[keep, 5].astype(np.int64)
+        else:
+            cls_scores = pred[4:]
+            best = cls_scores.max(axis=0)
+            cand = np.flatnonzero(best > self.conf)
+            if cand.shape[0] > MAX_NMS:
+                cand = cand[np.argsort(-best[cand], kind="stable")[:MAX_NMS]]
+            if not cand.shape[0]:
+                return []
+            scores = best[cand]
+            cls = cls_scores[:, cand].argmax(axis=0)
+            xywh = pred[:4, cand].T
+            half = xywh[:, 2:] / 2
+            boxes = np.concatenate((xywh[:, :2] - half, xywh[:, :2] + half), axis=1)
+            keep = batched_nms(
+                boxes,
+                scores,
+                cls,
+                self.iou,
+                agnostic=self.agnostic,
+                max_wh=MAX_WH,
+                max_keep=self.max_det,
+            )
+            boxes, scores, cls = boxes[keep], scores[keep], cls[keep]
+        scale_boxes(boxes, orig_shape, lb.ratio, lb.pad)
+        return [
+            self._detection(c, s, b)
+            for c, s, b in zip(cls.tolist(), scores.tolist(), boxes.tolist(), strict=True)
+        ]
+
+    def _detection(self, class_id: int, score: float, box: Sequence[float]) -> Detection:
+        name = self.class_names.get(class_id)
+        if name is None:
+            name = class_names_for([class_id], self._class_map, self._meta_names)[class_id]
+        return make_detection(class_id, name, score, box)
+
+    def __repr__(self) -> str:
+        size = self.input_size or f"dynamic<= {self.imgsz}"
+        return f"YoloDetector({self.model_path!r}, input={size}, classes={len(self.class_names)})"
