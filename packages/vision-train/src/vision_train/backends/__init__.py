@@ -1,0 +1,1 @@
+"""Training backends, registered with the kernel through entry points (vision.trainers)."""

@@ -1,0 +1,51 @@
+"""What both training backends share: weights/device checks and the post-training steps."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from vision_core.kernel import RunContext
+from vision_train.errors import TrainError
+
+_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?|\d+(,\d+)*)$")
+
+
+def check_device(device: str) -> str:
+    """`cpu`, `0`, `0,1` (multi-GPU), `cuda:0`; a GPU that is not there is a clear error."""
+    dev = device.strip().lower()
+    if not _DEVICE.match(dev):
+        raise TrainError(f"train.device: expected cpu, 0, 0,1 or cuda:N, got {device!r}")
+    if dev in {"cpu", "mps"}:
+        return dev
+    import torch
+
+    ids = [int(x) for x in dev.removeprefix("cuda:").split(",")] if dev != "cuda" else [0]
+    have = torch.cuda.device_count()
+    if not have:
+        raise TrainError(
+            f"train.device: {device!r} asks for a GPU but torch sees none (use train.device=cpu)"
+        )
+    missing = [i for i in ids if i >= have]
+    if missing:
+        raise TrainError(f"train.device: GPU {missing[0]} not found (torch sees {have})")
+    return dev
+
+
+def record_dry_run(ctx: RunContext, summary: dict[str, Any]) -> dict[str, Any]:
+    """A dry run: everything validated, nothing trained; said so in both records."""
+    ctx.metrics.update({"dry_run": True, **summary})
+    ctx.logger.info(
+        "train.dry_run", "dry run: config, dataset and weights are valid; nothing trained"
+    )
+    return {"dry_run": True, "model_path": None, "model_int8_path": None}
+
+
+def local_file(path: str, key: str, *, suffixes: tuple[str, ...]) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise TrainError(f"{key}: file not found: {p} (nothing is downloaded; give a local file)")
+    if p.suffix.lower() not in suffixes:
+        raise TrainError(f"{key}: expected a {' or '.join(suffixes)} file, got {p.name}")
+    return p.resolve()

@@ -1,0 +1,1 @@
+"""ONNX export (YOLO, Faster R-CNN), export checks and INT8 quantization."""

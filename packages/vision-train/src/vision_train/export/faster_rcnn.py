@@ -1,0 +1,120 @@
+"""Faster R-CNN state dict -> ONNX (TorchScript exporter: the graph has data-dependent
+control flow that the dynamo exporter does not take), with dynamic height/width."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vision_core.media import read_image
+from vision_train.errors import ExportError
+from vision_train.export.common import check_onnx, compare_outputs, write_metadata
+
+
+def frcnn_tensor(path: Path) -> np.ndarray:
+    """The Faster R-CNN runtime's input: RGB, 0..1, CHW float32 (the model resizes itself)."""
+    rgb = cv2.cvtColor(read_image(path), cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32) / 255.0
+
+
+def export_faster_rcnn(
+    checkpoint: Path, out_path: Path, *, opset: int, sample_images: Sequence[Path]
+) -> dict[str, object]:
+    import torch
+
+    from vision_train.backends.faster_rcnn import build_model, load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    names = {int(k): str(v) for k, v in (ckpt.get("names") or {}).items()}
+    if not names:
+        raise ExportError(
+            f"{checkpoint}: checkpoint has no class names (train it with vision-train)"
+        )
+    imgsz = int(ckpt.get("imgsz", 320))
+    variant = str(ckpt.get("variant", "mobilenet_v3"))
+    model = build_model(variant, len(names) + 1, imgsz)
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    example = torch.rand(3, imgsz, imgsz)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_suffix(".tmp.onnx")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about data-dependent shapes
+            torch.onnx.export(
+                model,
+                ([example],),
+                str(tmp),
+                opset_version=opset,
+                input_names=["images"],
+                output_names=["boxes", "labels", "scores"],
+                dynamic_axes={
+                    "images": {1: "height", 2: "width"},
+                    "boxes": {0: "n"},
+                    "labels": {0: "n"},
+                    "scores": {0: "n"},
+                },
+                dynamo=False,
+            )
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise ExportError(f"Faster R-CNN ONNX export (opset {opset}) failed: {exc}") from exc
+    tmp.replace(out_path)
+    write_metadata(
+        out_path,
+        {
+            "arch": "faster_rcnn",
+            "task": "detect",
+            "names": repr(names),
+            "imgsz": [imgsz, imgsz],
+            # the runtime resizes on the host with these (the graph's own float32 resize
+            # comes out a pixel short on some sizes)
+            "min_size": str(model.transform.min_size[0]),
+            "max_size": str(model.transform.max_size),
+            "variant": variant,
+            "exported_by": "vision-train",
+        },
+    )
+    check_onnx(out_path)
+    diff = _agreement(model, out_path, sample_images)
+    return {"names": names, "imgsz": imgsz, "variant": variant, "ort_torch_max_abs_diff": diff}
+
+
+def _agreement(model: object, onnx_path: Path, sample_images: Sequence[Path]) -> float:
+    import onnxruntime as ort
+    import torch
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for path in list(sample_images)[:2]:
+        x = frcnn_tensor(path)
+        with torch.no_grad():
+            ref = model([torch.from_numpy(x)])[0]  # type: ignore[operator]
+        boxes, labels, scores = sess.run(None, {"images": x})
+        k = min(20, len(scores), len(ref["scores"]))  # top detections; the tail can reorder on ties
+        worst = max(
+            worst,
+            compare_outputs(
+                f"{onnx_path.name} boxes",
+                [boxes[:k]],
+                [ref["boxes"][:k].numpy()],
+                atol=0.05,
+                rtol=1e-3,
+            ),
+            compare_outputs(
+                f"{onnx_path.name} scores",
+                [scores[:k]],
+                [ref["scores"][:k].numpy()],
+                atol=2e-3,
+                rtol=0,
+            ),
+        )
+        if k and not np.array_equal(labels[:k], ref["labels"][:k].numpy()):
+            raise ExportError(
+                f"{onnx_path.name}: ONNX Runtime and PyTorch labels differ on {path.name}"
+            )
+    return worst

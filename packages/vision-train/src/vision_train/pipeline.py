@@ -1,0 +1,124 @@
+"""After training: export ONNX, quantize INT8, evaluate both, apply the regression policy."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+from vision_core.kernel import RunContext
+from vision_train.dataset import DatasetInfo
+from vision_train.errors import ExportError
+from vision_train.evaluate import compare_latency, evaluate_onnx
+from vision_train.export.quantize import (
+    quantize_dynamic_int8,
+    quantize_static_qdq,
+    yolo_head_nodes_to_exclude,
+)
+
+Backend = Literal["yolo", "faster_rcnn"]
+
+
+def export_fp32(
+    ctx: RunContext, checkpoint: Path, info: DatasetInfo, backend: Backend
+) -> tuple[Path, dict[str, Any]]:
+    cfg = ctx.config
+    out = ctx.run_dir / "model.onnx"
+    samples = info.splits["val"][:3]
+    if backend == "yolo":
+        from vision_train.export.yolo import export_yolo
+
+        meta = export_yolo(
+            checkpoint,
+            out,
+            imgsz=cfg.train.yolo.imgsz,
+            opset=cfg.export.opset,
+            dynamic=cfg.export.dynamic,
+            sample_images=samples,
+        )
+    else:
+        from vision_train.export.faster_rcnn import export_faster_rcnn
+
+        meta = export_faster_rcnn(checkpoint, out, opset=cfg.export.opset, sample_images=samples)
+    ctx.logger.info(
+        "export.onnx", f"exported {out.name}", **{k: v for k, v in meta.items() if k != "names"}
+    )
+    return out, meta
+
+
+def quantize(
+    ctx: RunContext, fp32: Path, info: DatasetInfo, backend: Backend
+) -> tuple[Path, dict[str, Any]]:
+    cfg = ctx.config.export
+    out = ctx.run_dir / "model-int8.onnx"
+    if cfg.quantize_mode == "dynamic":
+        meta = quantize_dynamic_int8(fp32, out)
+    else:
+        calib = info.splits["train"][: cfg.calib_samples]
+        if backend == "yolo":
+            from vision_train.export.common import yolo_tensor
+
+            imgsz = ctx.config.train.yolo.imgsz
+            meta = quantize_static_qdq(
+                fp32,
+                out,
+                calib,
+                lambda p: yolo_tensor(p, imgsz),
+                exclude=yolo_head_nodes_to_exclude(fp32),
+            )
+        else:
+            from vision_train.export.faster_rcnn import frcnn_tensor
+
+            meta = quantize_static_qdq(fp32, out, calib, frcnn_tensor, op_types=["Conv"])
+    ctx.logger.info("export.int8", f"quantized {out.name} ({meta['mode']})", **meta)
+    return out, meta
+
+
+def export_quantize_evaluate(
+    ctx: RunContext, checkpoint: Path, info: DatasetInfo, *, backend: Backend
+) -> dict[str, Any]:
+    cfg = ctx.config.export
+    log = ctx.logger
+    fp32, export_meta = export_fp32(ctx, checkpoint, info, backend)
+    ctx.metrics["export"] = {k: v for k, v in export_meta.items() if k != "names"}
+    fp32_metrics = evaluate_onnx(fp32, info)
+    ctx.metrics["fp32"] = fp32_metrics.as_dict()
+    log.info(
+        "eval.fp32", f"FP32 mAP50 {fp32_metrics.map50:.3f} mAP50-95 {fp32_metrics.map50_95:.3f}"
+    )
+    artifacts: dict[str, Any] = {"model_path": str(fp32), "model_int8_path": None}
+    if not cfg.quantize:
+        return artifacts
+    int8, qmeta = quantize(ctx, fp32, info, backend)
+    int8_metrics = evaluate_onnx(int8, info)
+    latency = compare_latency({"fp32": fp32, "int8": int8}, info.splits["val"][:16])
+    speedup = latency["fp32"] / latency["int8"] if latency["int8"] else 0.0
+    drop = fp32_metrics.map50 - int8_metrics.map50
+    ctx.metrics["int8"] = {**int8_metrics.as_dict(), **qmeta}
+    ctx.metrics["latency_ms_p50"] = {k: round(v, 3) for k, v in latency.items()}
+    ctx.metrics["int8_speedup"] = round(speedup, 3)
+    ctx.metrics["int8_map50_drop"] = round(drop, 6)
+    log.info(
+        "eval.int8",
+        f"INT8 mAP50 {int8_metrics.map50:.3f} (drop {drop:+.3f}), {speedup:.2f}x FP32 speed",
+    )
+    problems = []
+    if speedup < 1.0:
+        problems.append(
+            f"INT8 ({qmeta['mode']}) is slower than FP32: {latency['int8']:.1f} ms vs {latency['fp32']:.1f} ms"
+        )
+    if drop > cfg.max_map_drop:
+        problems.append(f"INT8 loses {drop:.3f} mAP50 (> export.max_map_drop {cfg.max_map_drop})")
+    ctx.metrics["int8_problems"] = problems
+    if problems:
+        msg = "; ".join(problems)
+        if cfg.on_regression == "fail":
+            raise ExportError(msg + " (export.on_regression = fail)")
+        if cfg.on_regression == "fallback":
+            shutil.copyfile(fp32, int8)
+            ctx.metrics["int8_fallback"] = True
+            log.warn("export.int8_fallback", msg + ": model-int8.onnx is a copy of the FP32 model")
+        else:
+            log.warn("export.int8_regression", msg)
+    artifacts["model_int8_path"] = str(int8)
+    return artifacts
