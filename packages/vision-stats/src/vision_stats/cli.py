@@ -1,13 +1,212 @@
-"""vision-stats: parse, load the config, call the kernel. No logic here."""
+"""vision-stats: parse, load the config, call the store or the service. No logic here."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
 import click
 
-from vision_core.cli import version_option
+from vision_core.cli import config_options, fail, load_cli_config, version_option
+from vision_core.logging import StructuredLogger
+from vision_stats import render
+from vision_stats.errors import AuthConfigError, InvalidQueryError, StatsError
+from vision_stats.settings import StatsSettings
+from vision_stats.store import StatsStore, open_store
+from vision_stats.timeparse import parse_duration, parse_optional_time
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _db_options(fn: F) -> F:
+    fn = click.option(
+        "--db",
+        default=None,
+        metavar="PATH|DSN",
+        help="SQLite file or postgresql:// DSN (default: stats.db of the config).",
+    )(fn)
+    return config_options(fn)
+
+
+def _json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")(fn)
+
+
+def _filter_options(fn: F) -> F:
+    fn = click.option("--until", default=None, help="To (exclusive): ISO 8601 or e.g. 1h.")(fn)
+    fn = click.option("--since", default=None, help="From: ISO 8601, or e.g. 24h for 24h ago.")(fn)
+    return click.option("--source", default=None, help="Only this source_id.")(fn)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except (InvalidQueryError, AuthConfigError) as exc:
+        fail(str(exc), code=2)
+    except StatsError as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def _store(
+    config_path: Path | None, overrides: tuple[str, ...], db: str | None
+) -> Iterator[StatsStore]:
+    cfg = load_cli_config(config_path, overrides)
+    with _errors():
+        store = open_store(db or cfg.stats.db, create=False)
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+def _show(obj: object, as_json: bool, table: Callable[[Any], str]) -> None:
+    click.echo(render.to_json(obj) if as_json else table(obj))
 
 
 @click.group()
 @version_option("vision-stats")
 def main() -> None:
     """The statistics store, its API, dashboard and CLI."""
+
+
+@main.command()
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@_filter_options
+@_json_option
+@_db_options
+def recent(
+    limit: int,
+    source: str | None,
+    since: str | None,
+    until: str | None,
+    as_json: bool,
+    db: str | None,
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+) -> None:
+    """The newest events."""
+    with _store(config_path, overrides, db) as store, _errors():
+        start, end = (
+            parse_optional_time(since, what="--since"),
+            parse_optional_time(until, what="--until"),
+        )
+        _show(
+            store.recent(limit, source=source, since=start, until=end), as_json, render.recent_table
+        )
+
+
+@main.command()
+@_filter_options
+@_json_option
+@_db_options
+def overview(
+    source: str | None,
+    since: str | None,
+    until: str | None,
+    as_json: bool,
+    db: str | None,
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+) -> None:
+    """Totals: events, detections, average latency, sources, last event."""
+    with _store(config_path, overrides, db) as store, _errors():
+        start, end = (
+            parse_optional_time(since, what="--since"),
+            parse_optional_time(until, what="--until"),
+        )
+        _show(store.overview(source=source, since=start, until=end), as_json, render.overview_table)
+
+
+@main.command()
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@_filter_options
+@_json_option
+@_db_options
+def classes(
+    limit: int,
+    source: str | None,
+    since: str | None,
+    until: str | None,
+    as_json: bool,
+    db: str | None,
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+) -> None:
+    """Detections per class, most first."""
+    with _store(config_path, overrides, db) as store, _errors():
+        start, end = (
+            parse_optional_time(since, what="--since"),
+            parse_optional_time(until, what="--until"),
+        )
+        totals = store.class_totals(limit, source=source, since=start, until=end)
+        _show(totals, as_json, render.classes_table)
+
+
+@main.command()
+@_json_option
+@_db_options
+def sources(
+    as_json: bool, db: str | None, config_path: Path | None, overrides: tuple[str, ...]
+) -> None:
+    """Every source with its last event: the longest silent first."""
+    with _store(config_path, overrides, db) as store, _errors():
+        _show(store.sources(), as_json, render.sources_table)
+
+
+@main.command()
+@click.option(
+    "--older-than",
+    default=None,
+    metavar="DURATION",
+    help="Delete events older than this (30d, 12h). Default: stats.retention_days.",
+)
+@_json_option
+@_db_options
+def prune(
+    older_than: str | None,
+    as_json: bool,
+    db: str | None,
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+) -> None:
+    """Retention: delete old events (and take them off every total)."""
+    cfg = load_cli_config(config_path, overrides)
+    if older_than is None and not cfg.stats.retention_days:
+        fail("give --older-than (e.g. 30d) or set stats.retention_days", code=2)
+    with _errors():
+        age = (
+            parse_duration(older_than, what="--older-than")
+            if older_than is not None
+            else parse_duration(f"{cfg.stats.retention_days}d")
+        )
+    with _store(config_path, overrides, db) as store, _errors():
+        _show(store.prune(age), as_json, render.prune_line)
+
+
+@main.command()
+@click.option("--host", default=None, help="Listen address (default: stats.host).")
+@click.option("--port", default=None, type=click.IntRange(0, 65535), help="Default: stats.port.")
+@_db_options
+def serve(
+    host: str | None,
+    port: int | None,
+    db: str | None,
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+) -> None:
+    """Run the ingest API and the dashboard (Ctrl-C stops)."""
+    from vision_stats.service import serve as run_service
+
+    cfg = load_cli_config(config_path, overrides)
+    log = StructuredLogger(
+        Path(cfg.run.workdir) / "logs" / "stats.jsonl", cfg.run.log_level, console=True
+    )
+    with _errors():
+        settings = StatsSettings.from_config(cfg, db=db, host=host, port=port)
+        settings.check_auth()
+        run_service(settings, log)
+    log.close()

@@ -1,0 +1,109 @@
+"""What the CLI prints: aligned tables for people, JSON for scripts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import msgspec
+
+from vision_core.types import StatsEvent
+from vision_stats.models import ClassTotal, Overview, PruneResult, SourceInfo
+
+
+def to_json(obj: object) -> str:
+    return msgspec.json.format(msgspec.json.encode(obj), indent=2).decode()
+
+
+def _ts(dt: datetime | None) -> str:
+    return dt.strftime("%Y-%m-%d %H:%M:%S") if dt else "-"
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:.1f}" if value is not None else "-"
+
+
+def _ago(sec: float) -> str:
+    if sec < 90:
+        return f"{sec:.0f} s"
+    if sec < 5400:
+        return f"{sec / 60:.0f} min"
+    if sec < 129600:
+        return f"{sec / 3600:.0f} h"
+    return f"{sec / 86400:.0f} d"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]], right: set[int]) -> str:
+    """Columns padded to their widest cell; the columns in `right` right-aligned."""
+    cells = [[str(c) for c in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(r: list[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ).rstrip()
+
+    out = [line(cells[0]), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in cells[1:]]
+    return "\n".join(out)
+
+
+def recent_table(events: list[StatsEvent]) -> str:
+    if not events:
+        return "no events"
+    rows = [
+        (
+            _ts(e.ts_utc),
+            e.source_id,
+            e.mode,
+            e.frame_index,
+            _ms(e.latency_ms),
+            e.detections_total,
+            ", ".join(f"{k} {n}" for k, n in e.counts_by_class.items() if n) or "-",
+        )
+        for e in events
+    ]
+    headers = ("time (UTC)", "source", "mode", "frame", "latency ms", "detections", "classes")
+    return table(headers, rows, {3, 4, 5})
+
+
+def overview_table(o: Overview) -> str:
+    rows = [
+        ("events", f"{o.events_total:,}"),
+        ("detections", f"{o.detections_total:,}"),
+        ("avg latency ms", _ms(o.avg_latency_ms)),
+        ("sources", o.source_count),
+        ("last event (UTC)", _ts(o.last_event_ts_utc)),
+    ]
+    return table(("figure", "value"), rows, {1})
+
+
+def classes_table(totals: list[ClassTotal]) -> str:
+    if not totals:
+        return "no detections"
+    return table(
+        ("class", "detections"), [(t.class_name, f"{t.detections:,}") for t in totals], {1}
+    )
+
+
+def sources_table(sources: list[SourceInfo]) -> str:
+    if not sources:
+        return "no sources"
+    rows = [
+        (
+            s.source_id,
+            _ts(s.last_seen_utc),
+            _ago(s.seconds_since_last),
+            f"{s.events:,}",
+            f"{s.detections:,}",
+            _ms(s.avg_latency_ms),
+        )
+        for s in sources
+    ]
+    headers = ("source", "last seen (UTC)", "silent for", "events", "detections", "avg latency ms")
+    return table(headers, rows, {2, 3, 4, 5})
+
+
+def prune_line(result: PruneResult) -> str:
+    return f"deleted {result.events_deleted:,} events before {_ts(result.cutoff_utc)} UTC"

@@ -1,0 +1,198 @@
+"""The store interface every engine implements, and the helpers they share.
+
+Times are stored as integer microseconds since the Unix epoch (UTC), in both engines:
+bucketing is integer arithmetic, and the SQL that reads them is the same for SQLite and
+PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+import msgspec
+
+from vision_core.types import StatsEvent
+from vision_stats.models import (
+    Bucket,
+    ClassTotal,
+    InsertResult,
+    Overview,
+    PruneResult,
+    Series,
+    SourceInfo,
+)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+US = timedelta(microseconds=1)
+MINUTE_US = 60_000_000
+HOUR_US = 3_600_000_000
+BUCKET_US: dict[str, int] = {"minute": MINUTE_US, "hour": HOUR_US}
+MAX_BUCKETS = 1_500
+MAX_LIMIT = 10_000
+
+_counts_encoder = msgspec.json.Encoder()
+_counts_decoder = msgspec.json.Decoder(dict[str, int])
+
+
+def to_us(dt: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime."""
+    return (dt - EPOCH) // US
+
+
+def from_us(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=int(us))
+
+
+def floor_to(us: int, width: int) -> int:
+    """Start of the bucket holding `us` (floor, also before 1970)."""
+    return us - us % width
+
+
+def ceil_to(us: int, width: int) -> int:
+    return -floor_to(-us, width)
+
+
+class EventRow(NamedTuple):
+    """One `events` row, in column order."""
+
+    event_id: str
+    ts_us: int
+    source_id: str
+    mode: str
+    frame_index: int
+    latency_ms: float
+    detections_total: int
+    model: str
+    counts_json: str
+
+
+EVENT_COLUMNS = EventRow._fields
+
+
+def event_row(ev: StatsEvent) -> EventRow:
+    return EventRow(
+        ev.event_id,
+        to_us(ev.ts_utc),
+        ev.source_id,
+        ev.mode,
+        ev.frame_index,
+        float(ev.latency_ms),
+        ev.detections_total,
+        ev.model,
+        _counts_encoder.encode(ev.counts_by_class).decode(),
+    )
+
+
+def row_event(row: tuple[object, ...]) -> StatsEvent:
+    """Back from a row selected in EVENT_COLUMNS order."""
+    r = EventRow(*row)  # type: ignore[arg-type]
+    return StatsEvent(
+        event_id=r.event_id,
+        ts_utc=from_us(r.ts_us),
+        source_id=r.source_id,
+        mode=r.mode,
+        frame_index=int(r.frame_index),
+        latency_ms=float(r.latency_ms),
+        detections_total=int(r.detections_total),
+        counts_by_class=_counts_decoder.decode(r.counts_json),
+        model=r.model,
+    )
+
+
+def class_counts(row: EventRow) -> dict[str, int]:
+    return _counts_decoder.decode(row.counts_json)
+
+
+def as_batch(events: StatsEvent | Iterable[StatsEvent]) -> list[StatsEvent]:
+    return [events] if isinstance(events, StatsEvent) else list(events)
+
+
+class StatsStore(ABC):
+    """One interface, two engines (SQLite, PostgreSQL). Thread-safe; open with `open_store`.
+
+    Filters: `source` (one source_id), `since` (inclusive) and `until` (exclusive), both
+    aware datetimes. Without a time range, totals come from rollups kept up to date by
+    every insert, so they cost the same at 1M events as at 10.
+    """
+
+    engine: str = ""
+    #: the DSN or path with any password blanked, for logs and messages
+    display_name: str = ""
+
+    @abstractmethod
+    def init(self, target_version: int | None = None) -> int:
+        """Apply pending schema migrations (up to `target_version`); return the version."""
+
+    @abstractmethod
+    def schema_version(self) -> int: ...
+
+    @abstractmethod
+    def insert(self, events: StatsEvent | Iterable[StatsEvent]) -> InsertResult:
+        """Store one event or a batch in one transaction; known event_ids are skipped."""
+
+    @abstractmethod
+    def recent(
+        self,
+        limit: int = 50,
+        *,
+        source: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[StatsEvent]:
+        """Newest first."""
+
+    @abstractmethod
+    def overview(
+        self,
+        *,
+        source: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Overview: ...
+
+    @abstractmethod
+    def class_totals(
+        self,
+        limit: int = 20,
+        *,
+        source: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[ClassTotal]:
+        """Most detected classes first (ties by name)."""
+
+    @abstractmethod
+    def series(
+        self,
+        *,
+        bucket: Bucket = "minute",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        source: str | None = None,
+        now: datetime | None = None,
+    ) -> Series:
+        """Per-minute or per-hour buckets; default window: 60 minutes or 24 hours to now."""
+
+    @abstractmethod
+    def sources(self, *, now: datetime | None = None) -> list[SourceInfo]:
+        """Every source with its last event time, the longest silent first."""
+
+    @abstractmethod
+    def prune(self, older_than: timedelta, *, now: datetime | None = None) -> PruneResult:
+        """Delete events older than `older_than` (at minute granularity, never newer)."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise StoreUnavailableError unless the database answers."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> StatsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

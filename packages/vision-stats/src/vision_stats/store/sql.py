@@ -1,0 +1,396 @@
+"""The store logic both engines share: one SQL dialect (`?` placeholders), rollups.
+
+An insert is one transaction: the engine stores the events whose event_id is new and
+says which ones; only those are added to the rollups, so a batch sent twice counts once
+and a batch that fails leaves nothing behind.
+
+Reads: totals without a time range come from source_totals / source_class_totals
+(O(sources)). With a time range, the whole minutes inside it come from the minute
+rollups and the partial minutes at its edges from raw events: the answer is exact and
+costs what the range's minutes cost, not what its events cost.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from vision_core.types import StatsEvent
+from vision_stats.errors import InvalidQueryError
+from vision_stats.models import (
+    Bucket,
+    ClassTotal,
+    InsertResult,
+    Overview,
+    PruneResult,
+    Series,
+    SourceInfo,
+)
+from vision_stats.store.base import (
+    BUCKET_US,
+    EVENT_COLUMNS,
+    MAX_BUCKETS,
+    MAX_LIMIT,
+    MINUTE_US,
+    EventRow,
+    StatsStore,
+    as_batch,
+    ceil_to,
+    event_row,
+    floor_to,
+    from_us,
+    row_event,
+    to_us,
+)
+from vision_stats.store.migrations import current_version, migrate
+from vision_stats.store.rollups import Dialect, NewRows, add_new_rows, prune_before
+from vision_stats.store.series import Percentiles, percentiles_in_python, read_series
+
+T = TypeVar("T")
+Cursor = Any  # sqlite3.Cursor or psycopg.Cursor: the DB-API subset both share
+Span = tuple[int | None, int | None]  # [lo, hi) in microseconds, None = open
+_DEFAULT_WINDOW = {"minute": 60, "hour": 24}
+
+
+def _num(value: Any) -> float:
+    return float(value) if value is not None else 0.0
+
+
+def _where(col: str, span: Span, source: str | None) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if source is not None:
+        clauses.append("source_id = ?")
+        params.append(source)
+    if span[0] is not None:
+        clauses.append(f"{col} >= ?")
+        params.append(span[0])
+    if span[1] is not None:
+        clauses.append(f"{col} < ?")
+        params.append(span[1])
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _span(since: datetime | None, until: datetime | None) -> Span:
+    if since is not None and until is not None and since >= until:
+        raise InvalidQueryError(
+            f"since ({since.isoformat()}) must be before until ({until.isoformat()})",
+            field="since",
+        )
+    return (
+        to_us(since) if since is not None else None,
+        to_us(until) if until is not None else None,
+    )
+
+
+def _split(span: Span) -> tuple[Span | None, list[Span]]:
+    """Whole minutes of `span` (for the rollups) and its partial-minute edges (raw)."""
+    s, u = span
+    lo = ceil_to(s, MINUTE_US) if s is not None else None
+    hi = floor_to(u, MINUTE_US) if u is not None else None
+    if lo is not None and hi is not None and lo >= hi:
+        return None, [span]
+    edges: list[Span] = []
+    if s is not None and lo is not None and s < lo:
+        edges.append((s, lo))
+    if u is not None and hi is not None and hi < u:
+        edges.append((hi, u))
+    return (lo, hi), edges
+
+
+def _check_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidQueryError(f"limit: expected 1..{MAX_LIMIT}, got {limit}", field="limit")
+    return limit
+
+
+class SqlStore(StatsStore):
+    """Everything but connections, transactions and the bulk-insert path."""
+
+    #: the two-argument maximum: MAX in SQLite, GREATEST in PostgreSQL
+    greatest = "MAX"
+    #: a FROM item giving j.key / j.value for each class of an `events` row
+    json_classes = "json_each(events.counts_json) AS j"
+    #: j.value as an integer
+    json_value = "j.value"
+    #: how p50/p95 per bucket are computed
+    percentiles: Percentiles = staticmethod(percentiles_in_python)
+
+    def _q(self, sql: str) -> str:
+        """The engine's spelling of a `?`-placeholder statement."""
+        return sql
+
+    @abstractmethod
+    def _transact(self, fn: Callable[[Cursor], T]) -> T:
+        """Run fn(cursor) in one write transaction: commit, or roll back and raise."""
+
+    @abstractmethod
+    def _read(self, fn: Callable[[Cursor], T]) -> T:
+        """Run fn(cursor) on a pooled connection, read only."""
+
+    @abstractmethod
+    def _insert_events(self, cur: Cursor, rows: list[EventRow]) -> tuple[set[str], NewRows]:
+        """Insert the rows whose event_id is new; return those event_ids and where they are."""
+
+    def _lock_schema(self, cur: Cursor) -> None:
+        """Keep two processes from migrating at once (SQLite: BEGIN IMMEDIATE does)."""
+
+    def _fetch(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        def run(cur: Cursor) -> list[tuple[Any, ...]]:
+            cur.execute(self._q(sql), tuple(params))
+            return list(cur.fetchall())
+
+        return self._read(run)
+
+    def init(self, target_version: int | None = None) -> int:
+        def run(cur: Cursor) -> int:
+            self._lock_schema(cur)
+            return migrate(
+                cur,
+                q=self._q,
+                json_classes=self.json_classes,
+                json_value=self.json_value,
+                target=target_version,
+            )
+
+        return self._transact(run)
+
+    def schema_version(self) -> int:
+        return self._read(current_version)
+
+    def ping(self) -> None:
+        self._fetch("SELECT 1")
+
+    # -- writing ---------------------------------------------------------------------
+
+    def insert(self, events: StatsEvent | Iterable[StatsEvent]) -> InsertResult:
+        batch = as_batch(events)
+        unique: dict[str, EventRow] = {}
+        for ev in batch:
+            if ev.event_id not in unique:
+                unique[ev.event_id] = event_row(ev)
+        rows = [unique[k] for k in sorted(unique)]  # key order: index locality, lock order
+        new_ids = self._transact(lambda cur: self._store(cur, rows)) if rows else set()
+        stored: list[str] = []
+        duplicates: list[str] = []
+        for ev in batch:
+            if ev.event_id in new_ids:
+                stored.append(ev.event_id)
+                new_ids.discard(ev.event_id)  # a repeat inside the batch is a duplicate
+            else:
+                duplicates.append(ev.event_id)
+        return InsertResult(len(batch), len(stored), len(duplicates), stored, duplicates)
+
+    def _store(self, cur: Cursor, rows: list[EventRow]) -> set[str]:
+        new_ids, new_rows = self._insert_events(cur, rows)
+        if new_ids:
+            dialect = Dialect(self._q, self.greatest, self.json_classes, self.json_value)
+            add_new_rows(cur, new_rows, dialect)
+        return new_ids
+
+    def prune(self, older_than: timedelta, *, now: datetime | None = None) -> PruneResult:
+        if older_than <= timedelta(0):
+            raise InvalidQueryError(
+                f"older_than: expected a positive duration, got {older_than}", field="older_than"
+            )
+        cutoff = floor_to(to_us((now or datetime.now(UTC)) - older_than), MINUTE_US)
+        deleted = self._transact(lambda cur: prune_before(cur, cutoff, q=self._q))
+        return PruneResult(from_us(cutoff), deleted)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def recent(
+        self,
+        limit: int = 50,
+        *,
+        source: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[StatsEvent]:
+        where, params = _where("ts_us", _span(since, until), source)
+        rows = self._fetch(
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM events{where}"
+            " ORDER BY ts_us DESC, event_id DESC LIMIT ?",
+            [*params, _check_limit(limit)],
+        )
+        return [row_event(r) for r in rows]
+
+    def overview(
+        self,
+        *,
+        source: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Overview:
+        span = _span(since, until)
+        if span == (None, None):
+            where, params = _where("", span, source)
+            ((events, detections, lat_sum, sources, last),) = self._fetch(
+                "SELECT COALESCE(SUM(events), 0), COALESCE(SUM(detections), 0),"
+                f" SUM(latency_sum), COUNT(*), MAX(last_ts_us) FROM source_totals{where}",
+                params,
+            )
+        else:
+            events, detections, lat_sum, sources, last = self._read(
+                lambda cur: self._overview_span(cur, span, source)
+            )
+        events = int(events)
+        return Overview(
+            events_total=events,
+            detections_total=int(detections),
+            avg_latency_ms=_num(lat_sum) / events if events else None,
+            source_count=int(sources),
+            last_event_ts_utc=from_us(last) if last is not None else None,
+        )
+
+    def _overview_span(
+        self, cur: Cursor, span: Span, source: str | None
+    ) -> tuple[int, int, float, int, int | None]:
+        q = self._q
+        inner, edges = _split(span)
+        events, detections, lat_sum = 0, 0, 0.0
+        if inner is not None:
+            where, params = _where("bucket_us", inner, source)
+            cur.execute(
+                q(
+                    f"SELECT SUM(events), SUM(detections), SUM(latency_sum) FROM minute_rollup{where}"
+                ),
+                params,
+            )
+            e, d, lat = cur.fetchone()
+            events, detections, lat_sum = int(e or 0), int(d or 0), _num(lat)
+        for edge in edges:
+            where, params = _where("ts_us", edge, source)
+            cur.execute(
+                q(f"SELECT COUNT(*), SUM(detections_total), SUM(latency_ms) FROM events{where}"),
+                params,
+            )
+            e, d, lat = cur.fetchone()
+            events, detections, lat_sum = (
+                events + int(e),
+                detections + int(d or 0),
+                lat_sum + _num(lat),
+            )
+        # sources with an event in the span: one (source_id, ts_us) index probe per source
+        conds, params = ["e.source_id = s.source_id"], []
+        for op, bound in ((">=", span[0]), ("<", span[1])):
+            if bound is not None:
+                conds.append(f"e.ts_us {op} ?")
+                params.append(bound)
+        only = "s.source_id = ? AND " if source is not None else ""
+        cur.execute(
+            q(
+                f"SELECT COUNT(*) FROM source_totals AS s WHERE {only}"
+                f"EXISTS (SELECT 1 FROM events AS e WHERE {' AND '.join(conds)})"
+            ),
+            ([source] if source is not None else []) + params,
+        )
+        sources = int(cur.fetchone()[0])
+        where, params = _where("ts_us", span, source)
+        cur.execute(q(f"SELECT ts_us FROM events{where} ORDER BY ts_us DESC LIMIT 1"), params)
+        last = cur.fetchone()
+        return events, detections, lat_sum, sources, (int(last[0]) if last else None)
+
+    def class_totals(
+        self,
+        limit: int = 20,
+        *,
+        source: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[ClassTotal]:
+        span = _span(since, until)
+        _check_limit(limit)
+        if span == (None, None):
+            where, params = _where("", span, source)
+            rows = self._fetch(
+                f"SELECT class_name, SUM(detections) AS n FROM source_class_totals{where}"
+                " GROUP BY class_name ORDER BY n DESC, class_name LIMIT ?",
+                [*params, limit],
+            )
+            return [ClassTotal(name, int(n)) for name, n in rows]
+        totals = self._read(lambda cur: self._classes_span(cur, span, source))
+        ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+        return [ClassTotal(name, n) for name, n in ranked]
+
+    def _classes_span(self, cur: Cursor, span: Span, source: str | None) -> dict[str, int]:
+        inner, edges = _split(span)
+        totals: dict[str, int] = defaultdict(int)
+        if inner is not None:
+            where, params = _where("bucket_us", inner, source)
+            cur.execute(
+                self._q(
+                    "SELECT class_name, SUM(detections) FROM minute_class_rollup"
+                    f"{where} GROUP BY class_name"
+                ),
+                params,
+            )
+            for name, n in cur.fetchall():
+                totals[name] += int(n)
+        for edge in edges:
+            where, params = _where("ts_us", edge, source)
+            cur.execute(
+                self._q(
+                    f"SELECT j.key, SUM({self.json_value}) FROM events, {self.json_classes}"
+                    f"{where} GROUP BY j.key"
+                ),
+                params,
+            )
+            for name, n in cur.fetchall():
+                if int(n) > 0:
+                    totals[name] += int(n)
+        return totals
+
+    def sources(self, *, now: datetime | None = None) -> list[SourceInfo]:
+        now_us = to_us(now or datetime.now(UTC))
+        rows = self._fetch(
+            "SELECT source_id, events, detections, latency_sum, last_ts_us FROM source_totals"
+            " ORDER BY last_ts_us, source_id"
+        )
+        return [
+            SourceInfo(
+                source_id=s,
+                events=int(e),
+                detections=int(d),
+                avg_latency_ms=_num(lat) / int(e) if e else None,
+                last_seen_utc=from_us(last),
+                seconds_since_last=(now_us - int(last)) / 1e6,
+            )
+            for s, e, d, lat, last in rows
+        ]
+
+    def series(
+        self,
+        *,
+        bucket: Bucket = "minute",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        source: str | None = None,
+        now: datetime | None = None,
+    ) -> Series:
+        if bucket not in BUCKET_US:
+            raise InvalidQueryError(
+                f"bucket: expected 'minute' or 'hour', got {bucket!r}", field="bucket"
+            )
+        width = BUCKET_US[bucket]
+        end = ceil_to(to_us(until or now or datetime.now(UTC)), width)
+        start = (
+            floor_to(to_us(since), width)
+            if since is not None
+            else end - _DEFAULT_WINDOW[bucket] * width
+        )
+        count = (end - start) // width
+        if count <= 0:
+            raise InvalidQueryError("since must be before until", field="since")
+        if count > MAX_BUCKETS:
+            raise InvalidQueryError(
+                f"the range holds {count} {bucket} buckets, more than {MAX_BUCKETS}:"
+                " narrow since/until or use bucket=hour",
+                field="since",
+            )
+        return self._read(
+            lambda cur: read_series(cur, self._q, bucket, start, count, source, self.percentiles)
+        )

@@ -1,0 +1,221 @@
+"""Shared fixtures: the store on both engines, an event builder, a live `vision-stats serve`.
+
+Every store test runs twice: on a SQLite file and on a real PostgreSQL (a fresh schema
+per test in database `test`; `VISION_STATS_TEST_PG_DSN` overrides the server). Without a
+PostgreSQL server the postgres half is SKIPPED with a loud reason.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from vision_core.secrets import redact_dsn
+from vision_core.types import StatsEvent
+from vision_stats.store import StatsStore, open_store
+
+PG_DSN = os.environ.get("VISION_STATS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+API_KEY = "test-ingest-key-0123456789"
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+CLASSES = ("car", "person", "bike", "truck")
+
+EventFactory = Callable[..., StatsEvent]
+
+
+def build_event(
+    i: int = 0,
+    *,
+    source: str = "cam-01",
+    ts: datetime | None = None,
+    latency: float | None = None,
+    counts: dict[str, int] | None = None,
+    event_id: str | None = None,
+) -> StatsEvent:
+    """A deterministic event: i-th frame, 7 s apart from T0, classes cycling with i."""
+    counts = {CLASSES[i % 4]: 1 + i % 3, "person": 1} if counts is None else counts
+    return StatsEvent(
+        event_id=event_id or f"{source}-{i:06d}",
+        ts_utc=ts or T0 + timedelta(seconds=7 * i),
+        source_id=source,
+        mode="local",
+        frame_index=i,
+        latency_ms=float(i % 50) if latency is None else latency,
+        detections_total=sum(counts.values()),
+        counts_by_class=counts,
+        model="yolo11n",
+    )
+
+
+@pytest.fixture
+def make_event() -> EventFactory:
+    return build_event
+
+
+@pytest.fixture(scope="session")
+def pg_unavailable() -> str | None:
+    """None when PostgreSQL answers, else why not."""
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_DSN, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return f"{type(exc).__name__}: {str(exc).strip()}"
+    return None
+
+
+@contextmanager
+def _fresh_schema(pg_unavailable: str | None) -> Iterator[str]:
+    if pg_unavailable:
+        pytest.skip(
+            f"!!! PostgreSQL NOT AVAILABLE at {redact_dsn(PG_DSN)} ({pg_unavailable}): "
+            "the PostgreSQL half of the vision-stats suite is SKIPPED !!!"
+        )
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield make_conninfo(PG_DSN, options=f"-csearch_path={schema}")
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def pg_dsn(pg_unavailable: str | None) -> Iterator[str]:
+    """A DSN whose search_path is a fresh schema, dropped afterwards."""
+    with _fresh_schema(pg_unavailable) as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def module_db_url(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    pg_unavailable: str | None,
+) -> Iterator[str]:
+    """Like db_url, shared by the tests of one module (they must not depend on it being empty)."""
+    if request.param == "sqlite":
+        yield str(tmp_path_factory.mktemp("shared") / "stats.db")
+    else:
+        with _fresh_schema(pg_unavailable) as dsn:
+            yield dsn
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database for one test: a SQLite file, or a PostgreSQL DSN on a fresh schema."""
+    if request.param == "sqlite":
+        return str(tmp_path / "stats.db")
+    return str(request.getfixturevalue("pg_dsn"))
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[StatsStore]:
+    s = open_store(db_url)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    """A `vision-stats serve` subprocess on loopback."""
+
+    url: str
+    db: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    headers: dict[str, str] = field(default_factory=lambda: {"X-API-Key": API_KEY})
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_server(
+    tmp_path: Path, db: str, *extra: str, env: dict[str, str] | None = None
+) -> LiveServer:
+    port = free_port()
+    log = tmp_path / f"serve-{port}.log"
+    exe = Path(sys.executable).parent / "vision-stats"
+    full_env = {**os.environ, "VISION_STATS_API_KEY": API_KEY, **(env or {})}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(exe), "serve", "--db", db, "--port", str(port),
+             "--set", f"run.workdir={tmp_path / 'work'}", *extra],
+            stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=tmp_path,
+        )  # fmt: skip
+    server = LiveServer(f"http://127.0.0.1:{port}", db, proc, log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"vision-stats serve exited {proc.returncode}:\n{server.output()}")
+        try:
+            if httpx.get(f"{server.url}/api/v1/stats/health", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    stop_server(server)
+    raise AssertionError(f"vision-stats serve did not answer in 30 s:\n{server.output()}")
+
+
+def stop_server(server: LiveServer) -> None:
+    if server.proc.poll() is None:
+        server.proc.terminate()
+        try:
+            server.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """`vision-stats serve` on a fresh SQLite file (one per test module), key API_KEY,
+    dashboard refresh every 1 s."""
+    tmp_path = tmp_path_factory.mktemp("live")
+    server = start_server(tmp_path, str(tmp_path / "live.db"), "--set", "stats.refresh_sec=1")
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+@pytest.fixture
+def serve_stats(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Start `vision-stats serve` with any db and flags; stopped after the test."""
+    started: list[LiveServer] = []
+
+    def start(db: str, *extra: str, env: dict[str, str] | None = None) -> LiveServer:
+        server = start_server(tmp_path, db, *extra, env=env)
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            stop_server(server)

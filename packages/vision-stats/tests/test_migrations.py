@@ -1,0 +1,83 @@
+"""Versioned schema: applied at start, backfilled, never downgraded, safe to race."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from vision_stats.errors import SchemaVersionError
+from vision_stats.store import LATEST_VERSION, open_store
+from vision_stats.store.base import EVENT_COLUMNS, event_row
+from vision_stats.store.sql import SqlStore
+
+
+def test_v1_rows_are_backfilled_into_the_v2_rollups(db_url: str, make_event) -> None:
+    store = open_store(db_url, migrate=False)
+    assert isinstance(store, SqlStore)
+    try:
+        assert store.init(target_version=1) == 1
+        events = [make_event(i, source=f"cam-{i % 2}") for i in range(40)]
+        insert = store._q(
+            f"INSERT INTO events ({', '.join(EVENT_COLUMNS)})"
+            f" VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+        )
+        store._transact(lambda cur: cur.executemany(insert, [event_row(e) for e in events]))
+        assert store.init() == LATEST_VERSION
+        ov = store.overview()
+        assert ov.events_total == 40
+        assert ov.detections_total == sum(e.detections_total for e in events)
+        assert ov.last_event_ts_utc == max(e.ts_utc for e in events)
+        expected: dict[str, int] = {}
+        for e in events:
+            for k, n in e.counts_by_class.items():
+                expected[k] = expected.get(k, 0) + n
+        assert {c.class_name: c.detections for c in store.class_totals()} == expected
+        since = min(e.ts_utc for e in events)
+        series = store.series(bucket="minute", since=since, until=since + timedelta(minutes=10))
+        assert sum(b.events for b in series.buckets) == 40
+        assert sum(sum(b.by_class.values()) for b in series.buckets) == sum(expected.values())
+        assert [s.events for s in store.sources()] == [20, 20]
+    finally:
+        store.close()
+
+
+def test_a_database_newer_than_the_code_is_refused(db_url: str) -> None:
+    store = open_store(db_url)
+    assert isinstance(store, SqlStore)
+    store._transact(
+        lambda cur: cur.execute(
+            store._q("INSERT INTO schema_migrations (version, name, applied_us) VALUES (?, ?, ?)"),
+            (LATEST_VERSION + 7, "from the future", 0),
+        )
+    )
+    store.close()
+    with pytest.raises(SchemaVersionError, match=rf"schema version {LATEST_VERSION + 7}, newer"):
+        open_store(db_url)
+
+
+def test_services_starting_together_migrate_once(db_url: str) -> None:
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            store = open_store(db_url)
+            results.append(store.schema_version())
+            store.close()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert results == [LATEST_VERSION] * 4
+    store = open_store(db_url)
+    assert isinstance(store, SqlStore)
+    rows = store._fetch("SELECT version FROM schema_migrations ORDER BY version")
+    store.close()
+    assert [r[0] for r in rows] == list(range(1, LATEST_VERSION + 1))
