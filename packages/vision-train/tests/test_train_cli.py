@@ -87,7 +87,7 @@ def test_faster_rcnn_trains_exports_quantizes_and_evaluates(
             "--backend",
             "faster_rcnn",
             "--set",
-            "export.calib_samples=2",
+            "export.quantize_mode=dynamic",
         ],
         capture_output=True,
         text=True,
@@ -106,6 +106,7 @@ def test_faster_rcnn_trains_exports_quantizes_and_evaluates(
         assert (run / name).is_file(), name
     m = json.loads((run / "metrics.json").read_text())["metrics"]
     assert m["variant"] == "mobilenet_v3" and m["train_images"] == 8
+    assert m["int8"]["mode"] == "dynamic"  # static FRCNN calibration takes minutes on 2 cores
     assert 0.0 <= m["fp32"]["map50"] <= 1.0 and 0.0 <= m["int8"]["map50"] <= 1.0
     assert json.loads((run / "class_map.json").read_text()) == {
         "0": "circle",

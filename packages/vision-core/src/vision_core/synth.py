@@ -42,9 +42,16 @@ def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
 
 
 def render_scene(
-    rng: object, width: int, height: int, max_objects: int
+    rng: object,
+    width: int,
+    height: int,
+    max_objects: int,
+    object_size: tuple[int, int] | None = None,
 ) -> tuple[object, list[Box]]:
-    """Draw one image (BGR uint8) and return it with its exact boxes."""
+    """Draw one image (BGR uint8) and return it with its exact boxes.
+
+    object_size: (min, max) shape size in pixels; default 1/8 to 1/3 of the short side.
+    """
     require("cv2", "vision-core[infer]", "synthetic data")
     import cv2
     import numpy as np
@@ -65,7 +72,8 @@ def render_scene(
         if len(boxes) >= n:
             break
         cls = int(rng.integers(0, 3))
-        size = int(rng.integers(max(8, short // 8), max(10, short // 3)))
+        lo, hi = object_size or (max(8, short // 8), max(10, short // 3))
+        size = int(rng.integers(lo, hi))
         x0 = int(rng.integers(0, width - size))
         y0 = int(rng.integers(0, height - size))
         if cls == 0:
@@ -98,14 +106,20 @@ def render_scene(
 
 
 def _write_split(
-    root: Path, split: str, count: int, imgsz: int, max_objects: int, seed: int
+    root: Path,
+    split: str,
+    count: int,
+    imgsz: int,
+    max_objects: int,
+    seed: int,
+    object_size: tuple[int, int] | None = None,
 ) -> None:
     import cv2
     import numpy as np
 
     rng = np.random.default_rng(seed)
     for i in range(count):
-        img, boxes = render_scene(rng, imgsz, imgsz, max_objects)
+        img, boxes = render_scene(rng, imgsz, imgsz, max_objects, object_size)
         ok, buf = cv2.imencode(".png", img)
         assert ok
         stem = f"{split}_{i:05d}"
@@ -122,14 +136,15 @@ def generate_dataset(
     imgsz: int = 320,
     seed: int = 0,
     max_objects: int = 4,
+    object_size: tuple[int, int] | None = None,
 ) -> Path:
     """Write a YOLO dataset (images/, labels/, dataset.yaml) and return dataset.yaml's path.
 
     Regenerating with the same arguments gives byte-identical files.
     """
     root = Path(out_dir).resolve()
-    _write_split(root, "train", train_images, imgsz, max_objects, seed)
-    _write_split(root, "val", val_images, imgsz, max_objects, seed + 1_000_003)
+    _write_split(root, "train", train_images, imgsz, max_objects, seed, object_size)
+    _write_split(root, "val", val_images, imgsz, max_objects, seed + 1_000_003, object_size)
     # no `path` key: ultralytics then resolves train/val against this file's folder, so the
     # dataset can be copied or moved as a whole
     meta = {

@@ -1,7 +1,9 @@
 """Evaluate an ONNX model on a YOLO dataset split with the vision-core runtime adapters.
 
 The same code that runs on devices produces the detections, so the mAP reported here is
-the mAP a device gets. Settings follow ultralytics val (conf 0.001, NMS IoU 0.7, 300 dets).
+the mAP a device gets. Settings follow ultralytics val (conf 0.001, NMS IoU 0.7, 300 dets);
+like ultralytics val, a box may count once per class above conf (multi-label NMS), the
+standard mAP protocol; on devices a box keeps its best class.
 Latency comparisons run models interleaved on the same images in one process.
 """
 
@@ -32,9 +34,13 @@ def evaluate_onnx(
     iou: float = 0.7,
     max_det: int = 300,
 ) -> DetectionMetrics:
+    from vision_core.infer import YoloDetector
+
     detector = load_detector(
         str(model_path), conf=conf, iou=iou, max_det=max_det, class_map=info.names
     )
+    if isinstance(detector, YoloDetector):
+        detector.multi_label = True
     acc = MetricAccumulator(info.names)
     for image_path in info.splits[split]:
         img = read_image(image_path)

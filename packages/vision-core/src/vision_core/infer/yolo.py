@@ -63,6 +63,7 @@ class YoloDetector:
         provider: str = "cpu",
         threads: int = 0,
         imgsz: int | None = None,
+        multi_label: bool = False,
     ) -> None:
         if not 0.0 <= conf <= 1.0:
             raise ValueError(f"conf must be in [0, 1], got {conf}")
@@ -76,6 +77,9 @@ class YoloDetector:
             self.session = create_session(model, provider=provider, threads=threads)
         self.model_path = session_model_path(self.session)
         self.conf, self.iou, self.max_det, self.agnostic = conf, iou, max_det, agnostic
+        # multi_label: a box may be kept once per class above conf (ultralytics val's
+        # convention for mAP); off on devices, where a box carries its best class
+        self.multi_label = multi_label
         self.metadata = read_metadata(self.session)
         self._class_map = dict(class_map or {})
 
@@ -215,14 +219,21 @@ class YoloDetector:
             cls = pred[keep, 5].astype(np.int64)
         else:
             cls_scores = pred[4:]
-            best = cls_scores.max(axis=0)
-            cand = np.flatnonzero(best > self.conf)
-            if cand.shape[0] > MAX_NMS:
-                cand = cand[np.argsort(-best[cand], kind="stable")[:MAX_NMS]]
+            if self.multi_label:
+                cls, cand = np.nonzero(cls_scores > self.conf)
+                scores = cls_scores[cls, cand]
+                if cand.shape[0] > MAX_NMS:
+                    top = np.argsort(-scores, kind="stable")[:MAX_NMS]
+                    cls, cand, scores = cls[top], cand[top], scores[top]
+            else:
+                best = cls_scores.max(axis=0)
+                cand = np.flatnonzero(best > self.conf)
+                if cand.shape[0] > MAX_NMS:
+                    cand = cand[np.argsort(-best[cand], kind="stable")[:MAX_NMS]]
+                scores = best[cand]
+                cls = cls_scores[:, cand].argmax(axis=0)
             if not cand.shape[0]:
                 return []
-            scores = best[cand]
-            cls = cls_scores[:, cand].argmax(axis=0)
             xywh = pred[:4, cand].T
             half = xywh[:, 2:] / 2
             boxes = np.concatenate((xywh[:, :2] - half, xywh[:, :2] + half), axis=1)

@@ -90,8 +90,20 @@ def _agreement(model: object, onnx_path: Path, sample_images: Sequence[Path]) ->
 
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     worst = 0.0
+    min_size = int(model.transform.min_size[0])  # type: ignore[attr-defined]
+    max_size = int(model.transform.max_size)  # type: ignore[attr-defined]
     for path in list(sample_images)[:2]:
+        # resize on the host to the model's own size (as the runtime adapter does): the
+        # graph's float32 resize can land a pixel off PyTorch's, which is not an export bug
         x = frcnn_tensor(path)
+        h, w = x.shape[1:]
+        scale = min(min_size / min(h, w), max_size / max(h, w))
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        x = np.ascontiguousarray(
+            cv2.resize(x.transpose(1, 2, 0), size, interpolation=cv2.INTER_LINEAR).transpose(
+                2, 0, 1
+            )
+        )
         with torch.no_grad():
             ref = model([torch.from_numpy(x)])[0]  # type: ignore[operator]
         boxes, labels, scores = sess.run(None, {"images": x})

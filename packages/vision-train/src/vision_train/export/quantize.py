@@ -36,6 +36,13 @@ def yolo_head_nodes_to_exclude(model_path: Path) -> list[str]:
     return [n.name for n in graph.node if n.name.startswith(head) and n.op_type != "Conv"]
 
 
+_METHODS = {
+    "minmax": lambda cm: cm.MinMax,
+    "percentile": lambda cm: cm.Percentile,
+    "entropy": lambda cm: cm.Entropy,
+}
+
+
 class _Reader:
     """onnxruntime CalibrationDataReader over preprocessed images."""
 
@@ -59,6 +66,7 @@ def quantize_static_qdq(
     *,
     exclude: Sequence[str] = (),
     op_types: Sequence[str] | None = None,
+    method: str = "minmax",
 ) -> dict[str, object]:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -93,15 +101,20 @@ def quantize_static_qdq(
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
+            calibrate_method=_METHODS[method](CalibrationMethod),
             nodes_to_exclude=list(exclude),
             op_types_to_quantize=list(op_types) if op_types else None,
-            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            extra_options={
+                "ActivationSymmetric": False,
+                "WeightSymmetric": True,
+                "CalibPercentile": 99.999,
+            },
         )
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp_out.replace(out)
     return {
         "mode": "static",
+        "calibration": method,
         "format": "QDQ",
         "per_channel": True,
         "calib_images": len(calib_images),
