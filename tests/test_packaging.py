@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["vision_core", "vision_train", "vision_label", "vision_edge", "vision_server", "vision_stats"]
+PACKAGES = [
+    "vision_core",
+    "vision_train",
+    "vision_label",
+    "vision_edge",
+    "vision_server",
+    "vision_stats",
+]
 COMMANDS = ["vision-train", "vision-label", "vision-edge", "vision-server", "vision-stats"]
 
 pytestmark = pytest.mark.slow
@@ -31,7 +38,12 @@ def _uv() -> str:
 @pytest.fixture(scope="session")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([_uv(), "build", "--all-packages", "--wheel", "-o", str(out)], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [_uv(), "build", "--all-packages", "--wheel", "-o", str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     found = {p.name.split("-")[0]: p for p in out.glob("*.whl")}
     return found
 
@@ -49,10 +61,14 @@ def _fresh_venv(tmp_path: Path, wheels: list[Path]) -> Path:
     venv = tmp_path / "venv"
     subprocess.run([_uv(), "venv", "-q", "--python", sys.executable, str(venv)], check=True)
     py = venv / "bin" / "python"
-    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}}
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}
+    }
     res = subprocess.run(
         [_uv(), "pip", "install", "-q", "--python", str(py), *map(str, wheels)],
-        capture_output=True, text=True, env=env,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert res.returncode == 0, res.stderr
     return venv
@@ -60,22 +76,37 @@ def _fresh_venv(tmp_path: Path, wheels: list[Path]) -> Path:
 
 def _absent(venv: Path, modules: list[str]) -> list[str]:
     code = "import importlib.util,sys; print(','.join(m for m in sys.argv[1:] if importlib.util.find_spec(m)))"
-    out = subprocess.run([str(venv / "bin" / "python"), "-c", code, *modules], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code, *modules],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return [m for m in out.stdout.strip().split(",") if m]
 
 
 def test_device_install_of_vision_edge_is_light(tmp_path: Path, wheels: dict[str, Path]) -> None:
     venv = _fresh_venv(tmp_path, [wheels["vision_edge"], wheels["vision_core"]])
     assert _absent(venv, ["torch", "torchvision", "ultralytics", "litestar"]) == []
-    assert _absent(venv, ["onnxruntime", "cv2", "vision_edge"]) == ["onnxruntime", "cv2", "vision_edge"]
-    res = subprocess.run([str(venv / "bin" / "vision-edge"), "--help"], capture_output=True, text=True)
+    assert _absent(venv, ["onnxruntime", "cv2", "vision_edge"]) == [
+        "onnxruntime",
+        "cv2",
+        "vision_edge",
+    ]
+    res = subprocess.run(
+        [str(venv / "bin" / "vision-edge"), "--help"], capture_output=True, text=True
+    )
     assert res.returncode == 0 and "Usage: vision-edge" in res.stdout
 
 
-def test_vision_stats_installs_without_torch_or_onnxruntime(tmp_path: Path, wheels: dict[str, Path]) -> None:
+def test_vision_stats_installs_without_torch_or_onnxruntime(
+    tmp_path: Path, wheels: dict[str, Path]
+) -> None:
     venv = _fresh_venv(tmp_path, [wheels["vision_stats"], wheels["vision_core"]])
     assert _absent(venv, ["torch", "ultralytics", "onnxruntime"]) == []
-    res = subprocess.run([str(venv / "bin" / "vision-stats"), "--version"], capture_output=True, text=True)
+    res = subprocess.run(
+        [str(venv / "bin" / "vision-stats"), "--version"], capture_output=True, text=True
+    )
     assert res.returncode == 0 and "vision-stats, version" in res.stdout
 
 
