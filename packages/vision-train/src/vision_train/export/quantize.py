@@ -27,7 +27,9 @@ _TOP_MODULE = re.compile(r"^/model\.(\d+)/")
 
 
 def yolo_head_nodes_to_exclude(model_path: Path) -> list[str]:
-    """Every non-Conv node of the last top-level module (the Detect head)."""
+    """The Detect head's tail: every node of the last top-level module outside its conv
+    branches (cv2.* boxes, cv3.* classes), i.e. the reshapes, concats, DFL, box decoding
+    and the final sigmoid. The branches' Conv+SiLU stay quantized (fewer Q/DQ hops)."""
     import onnx
 
     graph = onnx.load(str(model_path), load_external_data=False).graph
@@ -35,7 +37,10 @@ def yolo_head_nodes_to_exclude(model_path: Path) -> list[str]:
     if not indices:
         return []
     head = f"/model.{max(indices)}/"
-    return [n.name for n in graph.node if n.name.startswith(head) and n.op_type != "Conv"]
+    branches = (f"{head}cv2.", f"{head}cv3.", f"{head}one2one_cv2.", f"{head}one2one_cv3.")
+    return [
+        n.name for n in graph.node if n.name.startswith(head) and not n.name.startswith(branches)
+    ]
 
 
 _METHODS = {
