@@ -174,6 +174,9 @@ class AutolabelSection:
     )
     visualize: bool = opt(False, "save annotated previews beside the labels")
     workers: int = opt(2, "decode threads", ge=1)
+    model_path: str = opt(
+        "", "ONNX model of the model backend; empty = infer.model_path", path_like=True
+    )
     llm: LLMSection = section(LLMSection)
 
 
@@ -225,6 +228,16 @@ class RemoteSection:
     rate_limit_per_sec: float = opt(0.0, "per-client requests per second (0 = off)", ge=0)
     record_stats: bool = opt(
         True, "server records one StatsEvent per frame (edge in stream mode does not)"
+    )
+    stats_flush_sec: float = opt(
+        5.0, "on shutdown, time to flush the stats outbox (the rest stays on disk)", ge=0
+    )
+    runners: int = opt(
+        0,
+        "model runs in flight at once, each on its own thread (Triton's instance count); "
+        "0 = auto: min(4, CPU cores) on CPU, 2 on CUDA",
+        ge=0,
+        le=64,
     )
 
 
