@@ -1,0 +1,238 @@
+"""The SQLite stats outbox: committed before acknowledged, capped by policy, crash-safe."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from vision_core.logging import StructuredLogger
+from vision_core.outbox import Outbox, OutboxError, payloads_as_array
+from vision_core.types import StatsEvent, make_stats_event
+
+
+def _event(i: int, source: str = "cam-1") -> StatsEvent:
+    return make_stats_event(
+        source_id=source,
+        mode="stream",
+        frame_index=i,
+        latency_ms=1.5,
+        detections=[],
+        event_id=f"{source}-{i:06d}",
+        ts_utc=datetime(2024, 1, 1, tzinfo=UTC),
+    )
+
+
+def test_put_peek_ack_round_trip(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db") as box:
+        assert box.put([_event(i) for i in range(5)]) == 5
+        assert box.pending() == 5
+        items = box.peek(3)
+        assert [it.event_id for it in items] == ["cam-1-000000", "cam-1-000001", "cam-1-000002"]
+        assert items[0].event() == _event(0)
+        assert box.pending() == 5  # peek removes nothing
+        assert box.ack([it.id for it in items]) == 3
+        assert box.ack([items[0].id, 10_000]) == 0  # acked twice, unknown id: harmless
+        assert [it.event_id for it in box.peek(10)] == ["cam-1-000003", "cam-1-000004"]
+        assert box.pending() == 2
+        assert box.put([]) == 0 and box.peek(0) == []
+
+
+def test_payloads_form_a_json_array_of_events(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db") as box:
+        box.put([_event(1), _event(2)])
+        body = json.loads(payloads_as_array(box.peek(10)))
+    assert [e["event_id"] for e in body] == ["cam-1-000001", "cam-1-000002"]
+
+
+def test_same_event_id_is_stored_once(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db") as box:
+        assert box.put([_event(1), _event(2)]) == 2
+        assert box.put([_event(2), _event(3)]) == 1
+        assert box.pending() == 3
+
+
+def test_put_is_committed_when_it_returns(tmp_path: Path) -> None:
+    """Another connection (another process, a crash later) sees the rows at once."""
+    path = tmp_path / "o.db"
+    with Outbox(path) as box:
+        box.put([_event(i) for i in range(3)])
+        other = sqlite3.connect(path)
+        try:
+            assert other.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 3
+        finally:
+            other.close()
+
+
+def test_events_survive_a_killed_process(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    code = (
+        "import os, sys\n"
+        "from datetime import UTC, datetime\n"
+        "from vision_core.outbox import Outbox\n"
+        "from vision_core.types import make_stats_event\n"
+        "box = Outbox(sys.argv[1])\n"
+        "box.put([make_stats_event(source_id='s', mode='stream', frame_index=i, latency_ms=1,"
+        " detections=[], event_id=f'e{i}') for i in range(50)])\n"
+        "os._exit(0)  # no close, no checkpoint: as if killed\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, timeout=60)
+    with Outbox(path) as box:
+        assert box.pending() == 50
+        assert box.integrity_check() == []
+
+
+def test_wal_and_synchronous_settings(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "n.db") as normal:
+        conn = normal._conn
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    with Outbox(tmp_path / "f.db", synchronous="FULL") as full:
+        assert full._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
+def _capture_logger() -> tuple[StructuredLogger, io.StringIO]:
+    buf = io.StringIO()
+    return StructuredLogger(None, console=buf, console_level="DEBUG"), buf
+
+
+def test_drop_oldest_keeps_the_newest_events_and_counts(tmp_path: Path) -> None:
+    log, buf = _capture_logger()
+    with Outbox(tmp_path / "o.db", max_events=5, logger=log) as box:
+        box.put([_event(i) for i in range(4)])
+        box.put([_event(i) for i in range(4, 8)])
+        assert box.pending() == 5
+        assert [it.event_id for it in box.peek(10)] == [f"cam-1-{i:06d}" for i in range(3, 8)]
+        assert box.dropped == 3
+    assert "drop_oldest dropped 3 event(s)" in buf.getvalue()
+    with Outbox(tmp_path / "o.db", max_events=5) as again:  # the counter is kept on disk
+        assert again.dropped == 3 and again.pending() == 5
+
+
+def test_drop_newest_refuses_new_events_when_full(tmp_path: Path) -> None:
+    log, buf = _capture_logger()
+    with Outbox(tmp_path / "o.db", max_events=5, policy="drop_newest", logger=log) as box:
+        assert box.put([_event(i) for i in range(4)]) == 4
+        assert box.put([_event(i) for i in range(4, 8)]) == 1
+        assert [it.event_id for it in box.peek(10)] == [f"cam-1-{i:06d}" for i in range(5)]
+        assert box.dropped == 3
+        box.ack([box.peek(1)[0].id])
+        assert box.put([_event(9)]) == 1  # room again
+    assert "drop_newest dropped 3 event(s)" in buf.getvalue()
+
+
+def test_drop_log_lines_are_throttled(tmp_path: Path) -> None:
+    log, buf = _capture_logger()
+    with Outbox(tmp_path / "o.db", max_events=2, logger=log) as box:
+        for i in range(50):
+            box.put([_event(i)])
+        assert box.dropped == 48
+    assert len([ln for ln in buf.getvalue().splitlines() if "outbox full" in ln]) == 1
+
+
+def test_oldest_age(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db") as box:
+        assert box.oldest_age() == 0.0
+        box.put([_event(1)])
+        time.sleep(0.05)
+        assert 0.04 <= box.oldest_age() < 5
+        box.ack([it.id for it in box.peek(5)])
+        assert box.oldest_age() == 0.0
+
+
+def test_last_error_is_kept_across_restarts(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db") as box:
+        assert box.last_error is None
+        box.set_last_error("stats endpoint answered 503")
+    with Outbox(tmp_path / "o.db") as box:
+        assert box.last_error == "stats endpoint answered 503"
+        box.set_last_error(None)
+    with Outbox(tmp_path / "o.db") as box:
+        assert box.last_error is None
+
+
+def test_ack_of_many_ids_in_chunks(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db") as box:
+        box.put([_event(i) for i in range(1200)])
+        assert box.ack([it.id for it in box.peek(1200)]) == 1200
+        assert box.pending() == 0
+
+
+def test_corrupt_file_is_moved_aside_and_a_new_outbox_started(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    path.write_bytes(b"this is not a database, it is a text file " * 100)
+    log, buf = _capture_logger()
+    with Outbox(path, logger=log) as box:
+        assert box.pending() == 0
+        assert box.put([_event(1)]) == 1
+        assert box.integrity_check() == []
+    aside = list(tmp_path.glob("o.db.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
+    assert "moved to" in buf.getvalue()
+
+
+def test_closed_outbox_raises_a_clear_error(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db")
+    box.close()
+    box.close()  # idempotent
+    with pytest.raises(OutboxError, match="closed"):
+        box.put([_event(1)])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_events": 0}, "max_events"),
+        ({"policy": "drop_all"}, "policy"),
+        ({"synchronous": "OFF"}, "synchronous"),
+    ],
+)
+def test_bad_arguments(tmp_path: Path, kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Outbox(tmp_path / "o.db", **kwargs)  # type: ignore[arg-type]
+
+
+def test_concurrent_producers_and_a_sender_lose_nothing(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db")
+    acked: list[str] = []
+    done = threading.Event()
+
+    def produce(src: str) -> None:
+        for i in range(200):
+            box.put([_event(i, src)])
+
+    def consume() -> None:
+        while not done.is_set() or box.pending():
+            items = box.peek(37)
+            box.ack(it.id for it in items)
+            acked.extend(it.event_id for it in items)
+
+    producers = [threading.Thread(target=produce, args=(f"s{k}",)) for k in range(4)]
+    sender = threading.Thread(target=consume)
+    sender.start()
+    for t in producers:
+        t.start()
+    for t in producers:
+        t.join()
+    done.set()
+    sender.join(timeout=30)
+    box.close()
+    assert len(acked) == len(set(acked)) == 800
+
+
+def test_from_config_takes_the_cap_and_policy(tmp_path: Path) -> None:
+    from vision_core.config import build_config
+
+    sink = build_config(
+        {"deploy": {"stats": {"outbox_max_events": 3, "outbox_policy": "drop_newest"}}}
+    ).deploy.stats
+    with Outbox.from_config(tmp_path / "o.db", sink) as box:
+        assert (box.max_events, box.policy) == (3, "drop_newest")

@@ -1,0 +1,326 @@
+"""The stats sender against a real HTTP server on loopback that can be told to fail."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vision_core.config import PipelineConfig
+from vision_core.errors import ConfigError
+from vision_core.logging import StructuredLogger
+from vision_core.outbox import Outbox
+from vision_core.stats_sender import RETRY_AFTER_CEILING_SEC, StatsSender, parse_retry_after
+from vision_core.types import StatsEvent, make_stats_event
+
+KEY = "sender-test-key-123"
+
+
+def _event(i: int, event_id: str | None = None) -> StatsEvent:
+    return make_stats_event(
+        source_id="cam-1",
+        mode="stream",
+        frame_index=i,
+        latency_ms=2.0,
+        detections=[],
+        event_id=event_id or f"ev-{i:05d}",
+    )
+
+
+# A behaviour answers one request: ("ok",), ("status", code, headers), ("drop",), ("hang", s)
+Behaviour = tuple[Any, ...]
+
+
+@dataclass
+class FakeStats:
+    """A stats ingest endpoint: stores events by event_id, fails as scripted."""
+
+    url: str = ""
+    script: list[Behaviour] = field(default_factory=list)
+    received: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[tuple[float, int, dict[str, str]]] = field(default_factory=list)
+    reject_ids: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_behaviour(self) -> Behaviour:
+        with self.lock:
+            return self.script.pop(0) if self.script else ("ok",)
+
+
+def _handler(fake: FakeStats) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as vision-stats under uvicorn
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _answer(self, code: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            behaviour = fake.next_behaviour()
+            events = json.loads(body)
+            with fake.lock:
+                fake.requests.append((time.monotonic(), len(events), dict(self.headers)))
+            if behaviour[0] == "drop":  # close without answering
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if behaviour[0] == "hang":
+                time.sleep(behaviour[1])
+            if behaviour[0] == "status":
+                self._answer(behaviour[1], {"detail": f"scripted {behaviour[1]}"}, behaviour[2])
+                return
+            if self.headers.get("X-API-Key") != KEY:
+                self._answer(401, {"detail": "missing X-API-Key header"}, {})
+                return
+            bad = [e["event_id"] for e in events if e["event_id"] in fake.reject_ids]
+            if bad:
+                self._answer(422, {"detail": f"invalid event {bad[0]}"}, {})
+                return
+            with fake.lock:
+                for e in events:
+                    fake.received[e["event_id"]] = e
+            self._answer(200, {"stored": len(events)}, {})
+
+    return Handler
+
+
+@pytest.fixture
+def fake_stats() -> Iterator[FakeStats]:
+    fake = FakeStats()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    server.daemon_threads = True
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}/api/v1/stats/events"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+SenderFactory = Callable[..., StatsSender]
+
+
+@pytest.fixture
+def make_sender(tmp_path: Path) -> Iterator[SenderFactory]:
+    senders: list[StatsSender] = []
+
+    def make(url: str, outbox: Outbox | None = None, **kwargs: Any) -> StatsSender:
+        box = outbox or Outbox(tmp_path / f"o{len(senders)}.db")
+        opts: dict[str, Any] = {
+            "api_key": KEY,
+            "batch_size": 10,
+            "base_backoff_sec": 0.02,
+            "max_backoff_sec": 0.1,
+            "linger_sec": 0.0,
+            "idle_poll_sec": 0.05,
+            "timeout_sec": 5.0,
+            "rng": random.Random(0),
+        }
+        opts.update(kwargs)
+        sender = StatsSender(box, url, **opts)
+        senders.append(sender)
+        return sender
+
+    try:
+        yield make
+    finally:
+        for s in senders:
+            s.close()
+            s.outbox.close()
+
+
+def test_delivers_everything_in_batches_with_the_key(
+    fake_stats: FakeStats, make_sender: SenderFactory
+) -> None:
+    sender = make_sender(fake_stats.url)
+    sender.outbox.put([_event(i) for i in range(35)])
+    sender.start().notify()
+    assert sender.flush(10)
+    assert sorted(fake_stats.received) == [f"ev-{i:05d}" for i in range(35)]
+    assert max(n for _, n, _ in fake_stats.requests) == 10
+    assert all(h["X-API-Key"] == KEY for _, _, h in fake_stats.requests)
+    assert sender.sent_total == 35 and sender.outbox.pending() == 0
+    assert sender.outbox.last_error is None
+
+
+def test_503_with_retry_after_is_honoured_and_nothing_is_lost(
+    fake_stats: FakeStats, make_sender: SenderFactory
+) -> None:
+    fake_stats.script = [("status", 503, {"Retry-After": "1"})] * 2
+    sender = make_sender(fake_stats.url)
+    sender.outbox.put([_event(i) for i in range(5)])
+    sender.start().notify()
+    deadline = time.monotonic() + 10
+    while sender.outbox.pending() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    times = [t for t, _, _ in fake_stats.requests]
+    assert len(times) == 3
+    assert times[1] - times[0] >= 0.95 and times[2] - times[1] >= 0.95  # not 0.02 s backoff
+    assert sorted(fake_stats.received) == [f"ev-{i:05d}" for i in range(5)]
+    assert sender.failures_total == 2 and sender.consecutive_failures == 0
+
+
+def test_dropped_connections_and_timeouts_are_retried(
+    fake_stats: FakeStats, make_sender: SenderFactory
+) -> None:
+    fake_stats.script = [("drop",), ("drop",), ("hang", 1.0), ("status", 500, {})]
+    sender = make_sender(fake_stats.url, timeout_sec=0.3)
+    sender.outbox.put([_event(i) for i in range(3)])
+    sender.start().notify()
+    assert sender.flush(10)
+    assert sorted(fake_stats.received) == ["ev-00000", "ev-00001", "ev-00002"]
+    assert sender.failures_total >= 4
+
+
+def test_an_outage_never_slows_the_producer_and_loses_nothing(
+    fake_stats: FakeStats, make_sender: SenderFactory, tmp_path: Path
+) -> None:
+    with socket.socket() as sock:  # a port where nothing listens
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/api/v1/stats/events"
+    log_buf = io.StringIO()
+    box = Outbox(tmp_path / "shared.db")
+    down = make_sender(
+        dead, box, logger=StructuredLogger(None, console=log_buf), max_backoff_sec=0.5
+    )
+    down.start()
+    slowest = 0.0
+    for i in range(200):
+        t0 = time.perf_counter()
+        box.put([_event(i)])
+        down.notify()
+        slowest = max(slowest, time.perf_counter() - t0)
+    assert slowest < 0.25
+    assert not down.flush(0.3)
+    assert not down.close()
+    assert box.pending() == 200 and "cannot reach" in (box.last_error or "")
+    assert log_buf.getvalue().count("stats not delivered") <= 2  # repeats are not logged
+    up = make_sender(fake_stats.url, box)  # the service is back (a restart, a new sender)
+    up.start()
+    assert up.flush(10)
+    assert len(fake_stats.received) == 200
+
+
+def test_a_hanging_service_does_not_block_put(
+    fake_stats: FakeStats, make_sender: SenderFactory
+) -> None:
+    fake_stats.script = [("hang", 2.0)]
+    sender = make_sender(fake_stats.url, timeout_sec=5)
+    sender.outbox.put([_event(0)])
+    sender.start().notify()
+    time.sleep(0.2)  # the sender is inside its POST now
+    t0 = time.perf_counter()
+    for i in range(1, 50):
+        sender.outbox.put([_event(i)])
+        sender.notify()
+    assert time.perf_counter() - t0 < 1.0
+    assert sender.flush(10)
+    assert len(fake_stats.received) == 50
+
+
+def test_a_poison_event_is_isolated_and_dropped_alone(
+    fake_stats: FakeStats, make_sender: SenderFactory
+) -> None:
+    fake_stats.reject_ids = {"ev-00006"}
+    log_buf = io.StringIO()
+    sender = make_sender(fake_stats.url, logger=StructuredLogger(None, console=log_buf))
+    sender.outbox.put([_event(i) for i in range(10)])
+    sender.start().notify()
+    assert sender.flush(10)
+    assert sorted(fake_stats.received) == [f"ev-{i:05d}" for i in range(10) if i != 6]
+    assert sender.rejected_total == 1
+    assert "rejected event ev-00006 (422): invalid event ev-00006" in log_buf.getvalue()
+
+
+def test_a_wrong_key_keeps_the_events_and_says_why(
+    fake_stats: FakeStats, make_sender: SenderFactory
+) -> None:
+    sender = make_sender(fake_stats.url, api_key="wrong-key-zzz")
+    sender.outbox.put([_event(1)])
+    sender.start().notify()
+    assert not sender.flush(0.5)
+    assert sender.outbox.pending() == 1 and not fake_stats.received
+    assert "refused the API key (401)" in (sender.outbox.last_error or "")
+    assert "deploy.stats.api_key_env" in (sender.outbox.last_error or "")
+
+
+def test_backoff_is_exponential_jittered_and_capped(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db") as box:
+        sender = StatsSender(
+            box,
+            "http://127.0.0.1:9/x",
+            base_backoff_sec=0.5,
+            max_backoff_sec=8.0,
+            rng=random.Random(1),
+        )
+        delays = [sender._fail("down", None) for _ in range(10)]
+        for n, d in enumerate(delays, start=1):
+            cap = min(8.0, 0.5 * 2 ** (n - 1))
+            assert cap / 2 <= d <= cap
+        assert len({round(d, 6) for d in delays[5:]}) > 1  # jittered at the cap
+        assert sender._fail("down", 20.0) == 20.0  # Retry-After above the cap is honoured
+        assert sender._fail("down", 1e9) == RETRY_AFTER_CEILING_SEC
+
+
+def test_parse_retry_after() -> None:
+    now = time.time()
+    later = datetime.fromtimestamp(now, UTC) + timedelta(seconds=30)
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after(" 1.5 ") == 1.5
+    assert parse_retry_after("-3") == 0.0
+    assert parse_retry_after(format_datetime(later, usegmt=True), now=now) == pytest.approx(
+        30, abs=1
+    )
+    for bad in (None, "", "soon", "Mon, 99 Foo 2024"):
+        assert parse_retry_after(bad) is None
+
+
+def test_from_config_reads_the_key_from_the_environment(tmp_path: Path) -> None:
+    sink = PipelineConfig().deploy.stats
+    with Outbox(tmp_path / "o.db") as box:
+        sender = StatsSender.from_config(box, sink, environ={sink.api_key_env: KEY})
+        assert sender._headers["X-API-Key"] == KEY
+        assert sender.batch_size == sink.batch_size
+        assert sender.max_backoff_sec == sink.max_backoff_sec
+        bad = PipelineConfig().deploy.stats.__class__(endpoint="ftp://stats/x")
+        with pytest.raises(ConfigError, match=r"deploy\.stats\.endpoint: .*http"):
+            StatsSender.from_config(box, bad, environ={})
+
+
+def test_outbox_and_sender_are_light() -> None:
+    """A device imports them without numpy, OpenCV, ONNX Runtime or an HTTP library."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, json\n"
+        "import vision_core.outbox, vision_core.stats_sender\n"
+        "heavy = {'numpy', 'cv2', 'onnxruntime', 'httpx', 'requests', 'torch', 'litestar'}\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []

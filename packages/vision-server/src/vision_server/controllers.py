@@ -1,0 +1,281 @@
+"""Controllers, grouped by domain: frames (guarded), health, metrics.
+
+The frame handler reads its own body, because one path takes two encodings (a JSON
+FrameRequest or raw image bytes) and because the queue admission must come BEFORE the
+body is read: a request that finds the queue full costs no body, no decode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from hmac import compare_digest
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Operation, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
+from litestar.openapi.spec.media_type import OpenAPIMediaType
+from litestar.params import HeaderParameter, QueryParameter, SkipValidation
+
+from vision_core.types import FrameRequest, FrameResponse, FrameTiming
+from vision_server.errors import NotReadyError
+from vision_server.frames import media_kind, prepare
+from vision_server.metrics import MEDIA_TYPE
+from vision_server.runtime import Runtime
+from vision_server.stats import FrameMeta
+
+API_KEY_HEADER = "X-API-Key"
+RAW_ONLY = "raw image bodies only (a header of the same meaning wins)"
+
+
+class ErrorBody(msgspec.Struct):
+    """Every 4xx/5xx answer: the status, what was wrong, and details (e.g. the field)."""
+
+    status_code: int
+    detail: str
+    extra: dict[str, Any] | None = None
+
+
+class ModelHealth(msgspec.Struct):
+    path: str
+    sha256: str
+    classes: dict[int, str]
+    input_size: list[int] | None  # [h, w]; null when the model takes any size
+    batching: str  # "dynamic" (up to max_batch frames per run) or "fixed-<n>"
+    provider: str
+    runners: int  # batches in flight at once
+    intra_threads: int  # ONNX Runtime intra-op threads per run (0: its default)
+
+
+class Health(msgspec.Struct):
+    status: str
+    model: ModelHealth
+    uptime_sec: float
+    pid: int
+    queue_depth: int
+    queue_size: int
+    max_batch: int
+    inference_busy: bool
+    batches_running: int
+    stats: dict[str, Any] | None
+
+
+def runtime_of(state: State) -> Runtime:
+    runtime: Runtime | None = state.get("runtime")
+    if runtime is None:
+        raise NotReadyError(
+            "the model is not loaded yet (or the server is stopping)", retry_after=1
+        )
+    return runtime
+
+
+# -- guards ---------------------------------------------------------------------------------
+
+
+def api_key_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """401 unless X-API-Key equals the configured key (constant-time, on bytes)."""
+    settings = connection.app.state.settings
+    expected = settings.api_key.reveal()
+    if not expected:  # possible only with allow_anonymous, checked (and warned) at start
+        return
+    given = connection.headers.get(API_KEY_HEADER, "")
+    # compare_digest on bytes: equal time for a wrong key of any length or content
+    if not compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode()):
+        raise NotAuthorizedException(f"{'wrong' if given else 'missing'} {API_KEY_HEADER} header")
+
+
+def rate_limit_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """429 with Retry-After when a client (by address) exceeds rate_limit_per_sec."""
+    runtime: Runtime | None = connection.app.state.get("runtime")
+    if runtime is None or runtime.limiter is None:
+        return
+    client = connection.client.host if connection.client else "unknown"
+    wait = runtime.limiter.acquire(client)
+    if wait > 0:
+        rate = runtime.settings.remote.rate_limit_per_sec
+        raise TooManyRequestsException(
+            f"rate limit of {rate:g} requests/s per client (deploy.remote.rate_limit_per_sec) "
+            "exceeded",
+            headers={"Retry-After": str(runtime.limiter.retry_after(wait))},
+        )
+
+
+# -- OpenAPI: one path, two encodings ---------------------------------------------------------
+
+
+def _frame_body_doc(data: FrameRequest) -> FrameRequest:
+    """Never called: it makes the OpenAPI schema document the JSON body (see FrameOperation)."""
+    return data  # pragma: no cover
+
+
+@dataclass
+class FrameOperation(Operation):
+    """The JSON FrameRequest body (from `_frame_body_doc`) plus the raw image alternatives."""
+
+    def __post_init__(self) -> None:
+        body = self.request_body
+        if not isinstance(body, RequestBody):
+            return
+        binary = OpenAPIMediaType(
+            schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+        )
+        body.content["image/jpeg"] = binary
+        body.content["image/png"] = binary
+        body.required = True
+        body.description = (
+            "A FrameRequest (JSON, the image base64-encoded), or the raw JPEG/PNG bytes with "
+            "the metadata in X-Source-Id / X-Frame-Index / X-Ts-Utc headers or in the query."
+        )
+
+
+_ERRORS = {
+    400: "empty body, or not JSON",
+    401: "missing or wrong X-API-Key",
+    413: "body above deploy.remote.max_body_mb, or image above max_image_pixels",
+    415: "Content-Type is not application/json, image/jpeg or image/png",
+    422: "a field is missing, unknown or invalid; or the image is not a whole JPEG/PNG",
+    429: "per-client rate limit exceeded (Retry-After)",
+    503: "frame queue full (Retry-After)",
+}
+
+
+class FrameController(Controller):
+    path = "/api/v1"
+    tags = ("frames",)
+    guards = (api_key_guard, rate_limit_guard)
+    security = ({"ApiKey": []},)
+
+    @post(
+        "/frame",
+        status_code=200,
+        operation_class=FrameOperation,
+        dependencies={"frame_request": Provide(_frame_body_doc, sync_to_thread=False)},
+        responses={
+            code: ResponseSpec(ErrorBody, description=text) for code, text in _ERRORS.items()
+        },
+        summary="Detect objects on one frame",
+    )
+    async def frame(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: SkipValidation[Runtime],  # opened in the lifespan, see app.py
+        source_id: Annotated[
+            str | None, QueryParameter(name="source_id", required=False, description=RAW_ONLY)
+        ] = None,
+        frame_index: Annotated[
+            str | None, QueryParameter(name="frame_index", required=False, description=RAW_ONLY)
+        ] = None,
+        ts_utc: Annotated[
+            str | None, QueryParameter(name="ts_utc", required=False, description=RAW_ONLY)
+        ] = None,
+        h_source_id: Annotated[
+            str | None, HeaderParameter(name="X-Source-Id", required=False, description=RAW_ONLY)
+        ] = None,
+        h_frame_index: Annotated[
+            str | None,
+            HeaderParameter(name="X-Frame-Index", required=False, description=RAW_ONLY),
+        ] = None,
+        h_ts_utc: Annotated[
+            str | None, HeaderParameter(name="X-Ts-Utc", required=False, description=RAW_ONLY)
+        ] = None,
+    ) -> FrameResponse:
+        """Detections (in pixels of the frame sent) and the time spent per stage."""
+        t0 = time.perf_counter()
+        kind = media_kind(request.headers.get("content-type"))
+        ticket = runtime.batcher.admit()  # 503 before reading a byte when the queue is full
+        try:
+            body = await request.body()
+            raw_meta = {
+                "source_id": h_source_id if h_source_id is not None else source_id,
+                "frame_index": h_frame_index if h_frame_index is not None else frame_index,
+                "ts_utc": h_ts_utc if h_ts_utc is not None else ts_utc,
+            }
+            loop = asyncio.get_running_loop()
+            frame = await loop.run_in_executor(
+                runtime.decode_pool,
+                prepare,
+                kind,
+                body,
+                raw_meta,
+                runtime.settings.remote.max_image_pixels,
+            )
+            meta = FrameMeta(frame.source_id, frame.frame_index, frame.ts_utc, t0)
+            result = await runtime.batcher.submit(ticket, frame.image, meta)
+        finally:
+            ticket.release()
+        total_ms = (time.perf_counter() - t0) * 1000.0
+        m = runtime.metrics
+        m.frames.inc()
+        m.stage.observe(frame.decode_ms / 1000.0, stage="decode")
+        m.stage.observe(result.queue_ms / 1000.0, stage="queue")
+        m.stage.observe(result.inference_ms / 1000.0, stage="inference")
+        m.stage.observe(total_ms / 1000.0, stage="total")
+        h, w = frame.image.shape[:2]
+        return FrameResponse(
+            source_id=frame.source_id,
+            frame_index=frame.frame_index,
+            width=int(w),
+            height=int(h),
+            detections=result.detections,
+            timing=FrameTiming(
+                decode_ms=round(frame.decode_ms, 3),
+                queue_ms=round(result.queue_ms, 3),
+                inference_ms=round(result.inference_ms, 3),
+                total_ms=round(total_ms, 3),
+            ),
+        )
+
+
+class HealthController(Controller):
+    path = "/health"
+    tags = ("operations",)
+
+    @get(
+        "/",
+        summary="Model, queue and stats state; 200 only when the model is loaded",
+        responses={503: ResponseSpec(ErrorBody, description="model not loaded")},
+        sync_to_thread=False,
+    )
+    def health(self, state: State) -> Health:
+        runtime = runtime_of(state)
+        model = runtime.model
+        det = model.detector
+        return Health(
+            status="ok",
+            model=ModelHealth(
+                path=model.path,
+                sha256=model.sha256,
+                classes=dict(det.class_names),
+                input_size=list(det.input_size) if det.input_size else None,
+                batching=model.batching,
+                provider=model.provider,
+                runners=model.runners,
+                intra_threads=model.intra_threads,
+            ),
+            uptime_sec=round(runtime.uptime(), 3),
+            pid=runtime.pid,
+            queue_depth=runtime.batcher.depth,
+            queue_size=runtime.batcher.queue_size,
+            max_batch=runtime.batcher.max_batch,
+            inference_busy=runtime.batcher.busy,
+            batches_running=runtime.batcher.running,
+            stats=runtime.stats.snapshot() if runtime.stats is not None else None,
+        )
+
+
+class MetricsController(Controller):
+    path = "/metrics"
+    tags = ("operations",)
+
+    @get("/", summary="Prometheus text exposition", media_type=MEDIA_TYPE, sync_to_thread=False)
+    def metrics(self, state: State) -> Response[str]:
+        return Response(state.metrics.render(), media_type=MEDIA_TYPE)
