@@ -127,3 +127,21 @@ def test_secret_never_reaches_log_run_dir_or_error(tmp_path: Path) -> None:
 def test_dsn_passwords_are_redacted(dsn: str, expected: str) -> None:
     assert redact_dsn(dsn) == expected
     assert "pw123" not in scrub(f"connect failed: {dsn}")
+
+
+def test_console_line_leaves_tracebacks_to_the_jsonl(tmp_path: Path) -> None:
+    buf = io.StringIO()
+    log = StructuredLogger(tmp_path / "l.jsonl", console=buf)
+    log.error(
+        "run.failed",
+        "run failed: bad label",
+        traceback="Traceback (most recent call last):\n  x",
+        code=3,
+    )
+    log.close()
+    assert (
+        buf.getvalue().count("\n") == 1
+        and "Traceback" not in buf.getvalue()
+        and "code=3" in buf.getvalue()
+    )
+    assert "Traceback" in read_jsonl(tmp_path / "l.jsonl")[0]["traceback"]

@@ -79,8 +79,11 @@ class StructuredLogger:
                 line = json.dumps(record, default=str, ensure_ascii=False)
                 self._fh.write(scrub(line) + "\n")
             if self._console is not None and lvl >= self.console_level:
+                # short lines: no nested data, no multi-line text (tracebacks stay in the JSONL)
                 tail = " ".join(
-                    f"{k}={v}" for k, v in extra.items() if not isinstance(v, (dict, list))
+                    f"{k}={v}"
+                    for k, v in extra.items()
+                    if not isinstance(v, (dict, list)) and "\n" not in str(v)
                 )
                 human = f"{record['ts_utc'][11:19]} {record['level']:<5} {message}" + (
                     f"  [{tail}]" if tail else ""
