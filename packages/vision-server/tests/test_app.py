@@ -83,6 +83,10 @@ BAD_INPUTS: list[tuple[str, RequestBuilder, int, str, str | None]] = [
     ("random bytes raw", _raw(lambda k: bytes(range(256)) * 4), 422, "not a JPEG or PNG", None),
     ("20000x20000 PNG", _raw(lambda k: k.huge_png(20000, 20000), "image/png"), 413, "20000x20000 = 400000000 pixels", None),
     ("20000x20000 JPEG json", lambda k: {"json": {"source_id": "c", "image_b64": b64(k.huge_jpeg(20000, 20000))}}, 413, "above deploy.remote.max_image_pixels", None),
+    ("PNG with alpha raw", _raw(_alpha_png, "image/png"), 422, "PNG with an alpha channel", None),
+    ("PNG with alpha json", lambda k: {"json": {"source_id": "c", "image_b64": b64(_alpha_png(k))}}, 422, "alpha channel", None),
+    ("1x1 PNG raw", _raw(lambda k: k.encode(np.zeros((1, 1, 3), np.uint8), ".png"), "image/png"), 422, "is 1x1: too small", None),
+    ("1x1 JPEG json", lambda k: {"json": {"source_id": "c", "image_b64": b64(k.encode(np.zeros((1, 1, 3), np.uint8)))}}, 422, "at least 8 pixels", None),
     ("empty body json", lambda k: {"content": b"", "headers": {"Content-Type": "application/json"}}, 400, "request body is empty", None),
     ("empty body raw", _raw(lambda k: b""), 400, "request body is empty", None),
     ("text/plain", lambda k: {"content": b"hello", "headers": {"Content-Type": "text/plain"}}, 415, "Content-Type 'text/plain'", None),
@@ -102,13 +106,9 @@ BAD_INPUTS: list[tuple[str, RequestBuilder, int, str, str | None]] = [
 ]  # fmt: skip
 
 VALID_ODD_INPUTS: list[tuple[str, RequestBuilder, tuple[int, int]]] = [
-    # a PNG with alpha is a valid image: converted to BGR (alpha dropped, as cv2.imread does)
-    ("PNG with alpha raw", _raw(_alpha_png, "image/png"), (64, 48)),
-    ("PNG with alpha json", lambda k: {"json": {"source_id": "c", "image_b64": b64(_alpha_png(k))}}, (64, 48)),
-    # a 1x1 frame is valid too: letterboxed like any other, no detections, no crash
-    ("1x1 PNG", _raw(lambda k: k.encode(np.zeros((1, 1, 3), np.uint8), ".png"), "image/png"), (1, 1)),
-    ("1x1 JPEG json", lambda k: {"json": {"source_id": "c", "image_b64": b64(k.encode(np.zeros((1, 1, 3), np.uint8)))}}, (1, 1)),
-    ("grayscale PNG", _raw(lambda k: k.encode(np.zeros((9, 7), np.uint8), ".png"), "image/png"), (7, 9)),
+    # the smallest accepted frame: letterboxed like any other, no crash
+    ("8x8 JPEG json", lambda k: {"json": {"source_id": "c", "image_b64": b64(k.encode(np.zeros((8, 8, 3), np.uint8)))}}, (8, 8)),
+    ("grayscale PNG", _raw(lambda k: k.encode(np.zeros((9, 8), np.uint8), ".png"), "image/png"), (8, 9)),
     ("data URL", lambda k: {"json": {"source_id": "c", "image_b64": "data:image/jpeg;base64," + b64(_jpeg(k))}}, (64, 48)),
 ]  # fmt: skip
 

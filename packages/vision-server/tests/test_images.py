@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vision_server.errors import BadImageError, ImageTooLargeError
-from vision_server.images import check_pixels, decode, probe
+from vision_server.images import MIN_IMAGE_SIDE, check_pixels, decode, probe
 
 
 def _img(h: int = 48, w: int = 64) -> np.ndarray:
@@ -73,17 +73,29 @@ def test_corrupt_data_inside_a_whole_file_is_refused() -> None:
         decode(bytes(png), 10**8)
 
 
-def test_decode_converts_alpha_gray_and_16_bit_to_bgr() -> None:
+def test_decode_converts_gray_and_16_bit_to_bgr() -> None:
     bgr = _img()
-    bgra = np.dstack([bgr, np.full(bgr.shape[:2], 7, np.uint8)])
-    out = decode(_enc(bgra, ".png"), 10**8)
-    assert out.shape == (48, 64, 3) and out.dtype == np.uint8
-    np.testing.assert_array_equal(out, bgr)  # alpha dropped, as cv2.imread does
     gray16 = (np.arange(48 * 64, dtype=np.uint16).reshape(48, 64)) * 20
     out16 = decode(_enc(gray16, ".png"), 10**8)
     assert out16.shape == (48, 64, 3) and out16.dtype == np.uint8
-    one = decode(_enc(bgr[:1, :1], ".png"), 10**8)
-    assert one.shape == (1, 1, 3)
+    out = decode(_enc(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), ".png"), 10**8)
+    assert out.shape == (48, 64, 3)
+    smallest = decode(_enc(bgr[:MIN_IMAGE_SIDE, :MIN_IMAGE_SIDE], ".png"), 10**8)
+    assert smallest.shape == (MIN_IMAGE_SIDE, MIN_IMAGE_SIDE, 3)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])  # RGBA, 8 and 16 bits
+def test_png_with_alpha_is_refused(dtype: type) -> None:
+    img = np.full((48, 64, 4), 90, dtype)
+    with pytest.raises(BadImageError, match="alpha channel"):
+        decode(_enc(img, ".png"), 10**8)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (7, 64, 3), (64, 7, 3)])
+@pytest.mark.parametrize("ext", [".png", ".jpg"])
+def test_frames_under_the_minimum_side_are_refused(shape: tuple[int, int, int], ext: str) -> None:
+    with pytest.raises(BadImageError, match=f"at least {MIN_IMAGE_SIDE} pixels"):
+        decode(_enc(np.zeros(shape, np.uint8), ext), 10**8)
 
 
 def test_zero_sized_header_is_refused() -> None:

@@ -5,8 +5,13 @@ so an image with too many pixels is refused BEFORE any pixel is decoded (a 20000
 PNG of a few kilobytes would otherwise take 1.2 GB). It also refuses truncated files,
 which OpenCV would half-decode and pad with grey: a JPEG must end with an EOI marker after
 its scan data, a PNG must hold its IEND chunk. `decode` then decodes with OpenCV to BGR
-uint8 (grayscale, 16-bit and alpha PNGs are converted; alpha is dropped, as `cv2.imread`
-does, so local and server inference see the same pixels).
+uint8 (grayscale and 16-bit PNGs are converted).
+
+Two kinds of valid files are refused on purpose (422, as issue #5 asks): a PNG with an
+alpha channel (colour type 4 or 6), because what the transparent pixels should look like
+is the client's decision (composite on black? white? the camera never sends alpha), and a
+frame with a side under `MIN_IMAGE_SIDE` pixels, which holds nothing a detector can find
+and is almost always a client bug (a thumbnail, a wrong crop).
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import numpy as np
 
 from vision_server.errors import BadImageError, ImageTooLargeError
 
-__all__ = ["ImageHeader", "decode", "probe"]
+__all__ = ["MIN_IMAGE_SIDE", "ImageHeader", "decode", "probe"]
+
+MIN_IMAGE_SIDE = 8  # pixels; smaller frames are refused (see the module docstring)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
@@ -40,6 +47,7 @@ class ImageHeader:
     format: Literal["jpeg", "png"]
     width: int
     height: int
+    alpha: bool = False
 
     @property
     def pixels(self) -> int:
@@ -76,7 +84,8 @@ def _probe_png(data: bytes, where: str) -> ImageHeader:
     width, height = struct.unpack(">II", data[16:24])
     if data.rfind(b"IEND", 33) < 0:
         raise BadImageError(f"{where}: PNG is truncated (no IEND chunk)")
-    return ImageHeader("png", width, height)
+    colour_type = data[25]
+    return ImageHeader("png", width, height, alpha=colour_type in (4, 6))
 
 
 def _probe_jpeg(data: bytes, where: str) -> ImageHeader:
@@ -121,6 +130,17 @@ def check_pixels(header: ImageHeader, max_pixels: int, *, where: str = "image") 
     """ImageTooLargeError above `max_pixels`; BadImageError for an empty size."""
     if header.width == 0 or header.height == 0:
         raise BadImageError(f"{where}: {header.format.upper()} declares an empty image")
+    if min(header.width, header.height) < MIN_IMAGE_SIDE:
+        raise BadImageError(
+            f"{where} is {header.width}x{header.height}: too small to detect anything "
+            f"(each side must be at least {MIN_IMAGE_SIDE} pixels)",
+            extra={"width": header.width, "height": header.height, "min_side": MIN_IMAGE_SIDE},
+        )
+    if header.alpha:
+        raise BadImageError(
+            f"{where}: PNG with an alpha channel (transparency) is not accepted; "
+            "send an opaque RGB or grayscale PNG, or a JPEG"
+        )
     if header.pixels > max_pixels:
         raise ImageTooLargeError(
             f"{where} is {header.width}x{header.height} = {header.pixels} pixels, above "
