@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.models",
     "tests.fixtures.trained",
     "tests.fixtures.llm_server",
+    "tests.fixtures.services",
 ]

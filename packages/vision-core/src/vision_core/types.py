@@ -75,6 +75,9 @@ class FrameResponse(Struct):
     height: int
     detections: list[Detection]
     timing: FrameTiming
+    # True when the server recorded this frame's StatsEvent itself; a client (vision-edge in
+    # stream mode) records one only when this is False, so each frame is counted once
+    stats_recorded: bool = False
 
 
 def new_event_id() -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from vision_core.kernel import RunContext
 from vision_core.types import Detection
 from vision_label.engine import label_folder, make_layout
 from vision_label.errors import LabelConfigError
+
+if TYPE_CHECKING:
+    from vision_core.infer import Prepared
 
 
 def resolve_model_path(ctx: RunContext) -> Path:
@@ -37,34 +40,18 @@ def _stages(
 ) -> tuple[Callable[[Path], Any], Callable[[Any], tuple[np.ndarray, list[Detection]]]]:
     """(stage1 in the decode threads, stage2 on the inference thread).
 
-    For a YOLO model the letterbox and tensor conversion also run in the decode threads
-    (OpenCV releases the GIL), leaving the inference thread only session.run and NMS;
-    other detectors decode ahead and predict on the inference thread.
+    Stage 1 decodes and runs the detector's `prepare` (letterbox, tensor conversion:
+    OpenCV and NumPy release the GIL), leaving the inference thread only the model call
+    and postprocessing (`detect_prepared`).
     """
-    from vision_core.infer import YoloDetector
-    from vision_core.infer.base import ensure_bgr
 
-    if isinstance(detector, YoloDetector) and detector._batch in (None, 1):
-        yolo = detector
+    def prepare(path: Path) -> Prepared:
+        return detector.prepare(read_image(path))
 
-        def prepare(path: Path) -> tuple[np.ndarray, Any, np.ndarray]:
-            image = ensure_bgr(read_image(path))
-            boxed = yolo.letterbox(image)
-            return image, boxed, yolo.to_tensor([boxed.image], yolo._batch)
+    def infer(item: Prepared) -> tuple[np.ndarray, list[Detection]]:
+        return item.image, detector.detect_prepared(item)
 
-        def infer_yolo(
-            item: tuple[np.ndarray, Any, np.ndarray],
-        ) -> tuple[np.ndarray, list[Detection]]:
-            image, boxed, tensor = item
-            raw = yolo.run(tensor)
-            return image, yolo._postprocess(raw[0], boxed, image.shape[:2])
-
-        return prepare, infer_yolo
-
-    def infer(image: np.ndarray) -> tuple[np.ndarray, list[Detection]]:
-        return image, detector.predict(image)
-
-    return read_image, infer
+    return prepare, infer
 
 
 def run_model_autolabel(ctx: RunContext) -> dict[str, Any]:

@@ -232,6 +232,7 @@ class FrameController(Controller):
                 inference_ms=round(result.inference_ms, 3),
                 total_ms=round(total_ms, 3),
             ),
+            stats_recorded=runtime.stats is not None,
         )
 
 

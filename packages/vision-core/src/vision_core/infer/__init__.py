@@ -9,8 +9,13 @@ for _module in ("numpy", "cv2", "onnxruntime"):  # a clear message instead of an
     require(_module, "vision-core[infer]", "ONNX inference")
 del _module
 
-from vision_core.infer.base import Detector  # noqa: E402
-from vision_core.infer.factory import detect_arch, detector_from_config, load_detector  # noqa: E402
+from vision_core.infer.base import Detector, Prepared  # noqa: E402
+from vision_core.infer.factory import (  # noqa: E402
+    detect_arch,
+    detector_from_config,
+    latest_model,
+    load_detector,
+)
 from vision_core.infer.faster_rcnn import FasterRCNNDetector  # noqa: E402
 from vision_core.infer.letterbox import Letterboxed, letterbox, scale_boxes  # noqa: E402
 from vision_core.infer.nms import batched_nms, box_iou, nms  # noqa: E402
@@ -21,12 +26,14 @@ __all__ = [
     "Detector",
     "FasterRCNNDetector",
     "Letterboxed",
+    "Prepared",
     "YoloDetector",
     "batched_nms",
     "box_iou",
     "create_session",
     "detect_arch",
     "detector_from_config",
+    "latest_model",
     "letterbox",
     "load_detector",
     "nms",

@@ -6,7 +6,8 @@ import ast
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Detector",
+    "Prepared",
     "class_names_for",
     "describe_io",
     "ensure_bgr",
@@ -28,6 +30,21 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Prepared:
+    """An image made ready for the model: what `Detector.prepare` returns.
+
+    `prepare` (decode-side work: colour checks, resize/letterbox, the float tensor) and
+    `detect_prepared` (session.run and postprocessing) split one prediction in two, so a
+    pipeline can prepare frame N+1 on another thread while frame N is in the model
+    (OpenCV and NumPy release the GIL, ONNX Runtime too).
+    """
+
+    image: np.ndarray  # the BGR image, as passed in (after ensure_bgr)
+    tensor: np.ndarray  # the model input
+    extra: Any = None  # adapter-specific (YOLO: the Letterboxed)
 
 
 @runtime_checkable
@@ -45,6 +62,14 @@ class Detector(Protocol):
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
         """Detections on each image, in order."""
+        ...
+
+    def prepare(self, image_bgr: np.ndarray) -> Prepared:
+        """The first half of `predict`: checks and preprocessing, no model call."""
+        ...
+
+    def detect_prepared(self, prepared: Prepared) -> list[Detection]:
+        """The second half of `predict`: the model call and postprocessing."""
         ...
 
 

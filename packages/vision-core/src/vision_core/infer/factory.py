@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import onnxruntime as ort
@@ -80,15 +81,25 @@ def load_detector(
     )
 
 
+def latest_model(workdir: str | Path, name: str = "model.onnx") -> Path:
+    """The newest `<workdir>/runs/*/<name>` (what `infer.model_path = ""` means).
+
+    ModelLoadError when there is none, naming the key and where it looked.
+    """
+    runs = Path(workdir) / "runs"
+    found = sorted(runs.glob(f"*/{name}"), key=lambda p: p.stat().st_mtime) if runs.is_dir() else []
+    if not found:
+        raise ModelLoadError(
+            f"no model to load: infer.model_path is empty and no training run under {runs} "
+            f"holds a {name} (set infer.model_path, or run vision-train first)"
+        )
+    return found[-1]
+
+
 def detector_from_config(cfg: PipelineConfig, model_path: str | None = None) -> Detector:
     """The detector of `cfg.infer` (model_path overrides `infer.model_path`)."""
     inf = cfg.infer
-    path = model_path or inf.model_path
-    if not path:
-        raise ModelLoadError(
-            "no model to load: infer.model_path is empty (set it, or resolve the latest "
-            "training run's model.onnx before calling detector_from_config)"
-        )
+    path = model_path or inf.model_path or str(latest_model(cfg.run.workdir))
     return load_detector(
         path,
         conf=inf.conf,

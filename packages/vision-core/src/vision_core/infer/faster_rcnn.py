@@ -21,6 +21,7 @@ import onnxruntime as ort
 
 from vision_core.errors import ModelLoadError
 from vision_core.infer.base import (
+    Prepared,
     class_names_for,
     describe_io,
     ensure_bgr,
@@ -151,8 +152,16 @@ class FasterRCNNDetector:
 
     def predict(self, image_bgr: np.ndarray) -> list[Detection]:
         """Detections on one BGR image, in its pixels."""
-        img = ensure_bgr(image_bgr)
-        tensor = self.to_tensor(img)
+        return self.detect_prepared(self.prepare(image_bgr))
+
+    def prepare(self, image_bgr: np.ndarray) -> Prepared:
+        """The tensor of one image at the model's size; no model call."""
+        image = ensure_bgr(image_bgr)
+        return Prepared(image, self.to_tensor(image))
+
+    def detect_prepared(self, prepared: Prepared) -> list[Detection]:
+        """Detections of a `prepare`d image, in the pixels of the image passed to prepare."""
+        img, tensor = prepared.image, prepared.tensor
         boxes, labels, scores = self.session.run(self._outputs, {self._input_name: tensor})
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         labels = np.asarray(labels).reshape(-1)

@@ -19,6 +19,7 @@ import onnxruntime as ort
 
 from vision_core.errors import ModelLoadError
 from vision_core.infer.base import (
+    Prepared,
     class_names_for,
     describe_io,
     ensure_bgr,
@@ -174,7 +175,18 @@ class YoloDetector:
 
     def predict(self, image_bgr: np.ndarray) -> list[Detection]:
         """Detections on one BGR image, in its pixels."""
-        return self.predict_batch([image_bgr])[0]
+        return self.detect_prepared(self.prepare(image_bgr))
+
+    def prepare(self, image_bgr: np.ndarray) -> Prepared:
+        """Letterbox and tensor of one image (padded to a fixed batch); no model call."""
+        image = ensure_bgr(image_bgr)
+        boxed = self.letterbox(image)
+        return Prepared(image, self.to_tensor([boxed.image], self._batch), boxed)
+
+    def detect_prepared(self, prepared: Prepared) -> list[Detection]:
+        """Detections of a `prepare`d image, in the pixels of the image passed to prepare."""
+        raw = self.run(prepared.tensor)
+        return self._postprocess(raw[0], prepared.extra, prepared.image.shape[:2])
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
         """Detections on each image; one session.run per batch the model accepts."""

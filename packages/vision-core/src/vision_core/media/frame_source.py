@@ -33,6 +33,7 @@ class Frame:
     image: np.ndarray
     ts: float  # time.time() when read
     name: str = ""  # file name (images) or "" (video/camera)
+    data: bytes | None = None  # the file's encoded bytes (images), so they can be sent as-is
 
 
 def list_images(folder: str | Path, *, recursive: bool = True) -> list[Path]:
@@ -49,17 +50,20 @@ def list_images(folder: str | Path, *, recursive: bool = True) -> list[Path]:
 
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image as BGR uint8; MediaError naming the file and the reason otherwise."""
-    p = Path(path)
+    return _read_encoded(Path(path))[0]
+
+
+def _read_encoded(p: Path) -> tuple[np.ndarray, bytes]:
     try:
-        data = np.fromfile(p, dtype=np.uint8)
+        data = p.read_bytes()
     except OSError as exc:
         raise MediaError(f"{p}: cannot read ({exc.strerror or exc})") from None
-    if data.size == 0:
+    if not data:
         raise MediaError(f"{p}: empty file (0 bytes)")
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         raise MediaError(f"{p}: not a decodable image (corrupt or unsupported format)")
-    return img
+    return img, data
 
 
 CaptureFactory = Callable[[int | str], Any]
@@ -125,13 +129,13 @@ class FrameSource:
     def _images(self) -> Iterator[Frame]:
         for path in self._files:
             try:
-                img = read_image(path)
+                img, data = _read_encoded(path)
             except MediaError as exc:
                 self.skipped.append((str(path), str(exc)))
                 if self.on_skip:
                     self.on_skip(path, str(exc))
                 continue
-            yield Frame(0, img, time.time(), path.name)
+            yield Frame(0, img, time.time(), path.name, data)
 
     def _video(self) -> Iterator[Frame]:
         cap = self.capture_factory(str(self.target))

@@ -1,0 +1,111 @@
+"""The deployers `edge_local`, `edge_stream` and `edge_llm` (vision.deployers entry points).
+
+Each builds its engine from the config, with errors that name the key, and hands it to the
+runtime loop (`vision_edge.runtime`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vision_core.config.schema import PipelineConfig
+from vision_core.errors import ConfigError
+from vision_core.kernel import RunContext
+from vision_edge.engines import Engine, LLMEngine, LocalEngine, StreamEngine
+from vision_edge.runtime import run_with
+
+__all__ = ["llm_class_names", "run_edge_llm", "run_edge_local", "run_edge_stream"]
+
+
+def _local(cfg: PipelineConfig) -> LocalEngine:
+    from vision_core.infer import detector_from_config
+
+    return LocalEngine(detector_from_config(cfg))
+
+
+def _local_engine(ctx: RunContext) -> Engine:
+    return _local(ctx.config)
+
+
+def _stream_engine(ctx: RunContext) -> Engine:
+    from vision_core.secrets import resolve_secret
+
+    cfg = ctx.config
+    edge = cfg.deploy.edge
+    fallback = None
+    if edge.on_stream_failure == "local":
+        try:
+            fallback = _local(cfg)
+        except Exception as exc:
+            raise ConfigError(
+                "deploy.edge.on_stream_failure = 'local' needs a local model: "
+                f"{exc} (or set deploy.edge.on_stream_failure = 'skip')"
+            ) from exc
+    key = resolve_secret(edge.stream_api_key_env, key_path="deploy.edge.stream_api_key_env")
+    return StreamEngine(edge, key.reveal(), fallback=fallback, logger=ctx.logger)
+
+
+def llm_class_names(cfg: PipelineConfig) -> dict[int, str]:
+    """class_map, else the names in data.yolo_dataset_dir/dataset.yaml, else the model's."""
+    if cfg.class_map:
+        return dict(cfg.class_map)
+    yaml_path = Path(cfg.data.yolo_dataset_dir) / "dataset.yaml"
+    if yaml_path.is_file():
+        from vision_core.synth import read_dataset_names
+
+        names = read_dataset_names(yaml_path)
+        if names:
+            return names
+    if cfg.infer.model_path and Path(cfg.infer.model_path).is_file():
+        from vision_core.infer import load_detector
+
+        return dict(load_detector(cfg.infer.model_path).class_names)
+    raise ConfigError(
+        "llm mode needs the class names to ask for: set class_map (e.g. [class_map] "
+        '0 = "person"), data.yolo_dataset_dir (a dataset with dataset.yaml) or '
+        "infer.model_path (an ONNX model with names in its metadata)"
+    )
+
+
+def _llm_engine(ctx: RunContext) -> Engine:
+    from urllib.parse import urlparse
+
+    from vision_core.llm import LLMDetector
+    from vision_core.secrets import resolve_secret
+
+    cfg = ctx.config
+    llm = cfg.autolabel.llm
+    host = urlparse(llm.base_url).hostname or ""
+    key = resolve_secret(
+        llm.api_key_env, key_path="autolabel.llm.api_key_env", required=host.endswith("openai.com")
+    )
+    detector = LLMDetector(
+        llm,
+        llm_class_names(cfg),
+        cache_dir=ctx.workdir / "llm-cache",
+        api_key=key,
+        logger=ctx.logger,
+    )
+    edge = cfg.deploy.edge
+    return LLMEngine(
+        detector,
+        quality=edge.jpeg_quality,
+        sample=edge.source == "camera",
+        qps_limit=llm.qps_limit,
+    )
+
+
+def run_edge_local(ctx: RunContext, **kwargs: Any) -> dict[str, Any]:
+    return run_with(ctx, _local_engine, **kwargs)
+
+
+def run_edge_stream(ctx: RunContext, **kwargs: Any) -> dict[str, Any]:
+    return run_with(ctx, _stream_engine, **kwargs)
+
+
+def run_edge_llm(ctx: RunContext, **kwargs: Any) -> dict[str, Any]:
+    return run_with(ctx, _llm_engine, **kwargs)
+
+
+RUNNERS = {"local": run_edge_local, "stream": run_edge_stream, "llm": run_edge_llm}

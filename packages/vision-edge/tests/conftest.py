@@ -1,0 +1,107 @@
+"""vision-edge fixtures: the edge as a subprocess (the real console script), image folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures.services import INGEST_KEY, STATS_KEY
+
+EDGE = Path(sys.executable).parent / "vision-edge"
+
+
+@dataclass
+class EdgeRun:
+    proc: subprocess.CompletedProcess[str]
+    run_dir: Path | None
+    metrics: dict[str, Any]  # metrics.json's "metrics"
+    record: dict[str, Any]  # the whole metrics.json
+    artifacts: dict[str, Any]
+
+    @property
+    def output(self) -> str:
+        return self.proc.stdout + self.proc.stderr
+
+
+def edge_argv(workdir: Path, sets: Sequence[str], command: str = "run") -> list[str]:
+    argv = [str(EDGE), command, "--set", f"run.workdir={workdir}"]
+    for item in sets:
+        argv += ["--set", item]
+    return argv
+
+
+def edge_env(**extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "VISION_STATS_API_KEY": STATS_KEY,
+        "VISION_INGEST_API_KEY": INGEST_KEY,
+        **extra,
+    }
+
+
+def newest_run(workdir: Path) -> Path | None:
+    runs = sorted((workdir / "runs").glob("*/metrics.json"), key=lambda p: p.stat().st_mtime_ns)
+    return runs[-1].parent if runs else None
+
+
+def read_run(run_dir: Path | None) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    if run_dir is None:
+        return {}, {}, {}
+    record = json.loads((run_dir / "metrics.json").read_text())
+    artifacts = json.loads((run_dir / "artifacts.json").read_text())
+    return record["metrics"], record, artifacts
+
+
+def run_edge(
+    workdir: Path, *sets: str, timeout: float = 300, env: dict[str, str] | None = None
+) -> EdgeRun:
+    """`vision-edge run` to its end; the newest run dir's records."""
+    proc = subprocess.run(
+        edge_argv(workdir, sets),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or edge_env(),
+    )
+    run_dir = newest_run(workdir)
+    metrics, record, artifacts = read_run(run_dir)
+    return EdgeRun(proc, run_dir, metrics, record, artifacts)
+
+
+def start_edge(workdir: Path, *sets: str, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            edge_argv(workdir, sets), stdout=out, stderr=subprocess.STDOUT, env=edge_env()
+        )
+
+
+@pytest.fixture(scope="session")
+def val_images(trained_yolo: Any) -> Path:
+    """The trained model's val images (PNGs; truth labels in labels/val)."""
+    return Path(trained_yolo.dataset) / "images" / "val"
+
+
+@pytest.fixture
+def mixed_folder(tmp_path: Path, val_images: Path) -> tuple[Path, list[Path]]:
+    """8 good images (one nested), a corrupt JPEG, a zero-byte file, a .txt."""
+    folder = tmp_path / "frames"
+    (folder / "nested").mkdir(parents=True)
+    good = sorted(val_images.glob("*.png"))[:8]
+    copied = []
+    for i, src in enumerate(good):
+        dst = (folder / "nested" if i == 7 else folder) / src.name
+        shutil.copy(src, dst)
+        copied.append(dst)
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF" + bytes(range(256)))
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.txt").write_text("not an image")
+    return folder, copied
