@@ -99,6 +99,45 @@ def test_device_install_of_vision_edge_is_light(tmp_path: Path, wheels: dict[str
     assert res.returncode == 0 and "Usage: vision-edge" in res.stdout
 
 
+def test_vision_edge_alone_runs_local_mode_on_images_and_video(
+    tmp_path: Path,
+    wheels: dict[str, Path],
+    tiny_yolo_onnx: Path,
+    synth_dataset: Path,
+    synth_video: Path,
+) -> None:
+    """The device install (edge + core wheels only) runs the model on a folder and a video."""
+    import json
+
+    venv = _fresh_venv(tmp_path, [wheels["vision_edge"], wheels["vision_core"]])
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    common = [
+        "--set", f"run.workdir={tmp_path / 'wd'}",
+        "--set", f"infer.model_path={tiny_yolo_onnx}",
+        "--set", "infer.conf=0.001",  # an untrained model: low scores, still detections
+        "--set", "deploy.stats.endpoint=",
+    ]  # fmt: skip
+    sources = {
+        "images": ["--set", f"deploy.edge.images_dir={synth_dataset / 'images' / 'val'}"],
+        "video": ["--set", f"deploy.edge.video_path={synth_video}"],
+    }
+    for source, extra in sources.items():
+        res = subprocess.run(
+            [str(venv / "bin" / "vision-edge"), "run", *common,
+             "--set", f"deploy.edge.source={source}", *extra],
+            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stdout + res.stderr
+        (run,) = [
+            json.loads(p.read_text())
+            for p in (tmp_path / "wd" / "runs").glob("*/metrics.json")
+            if json.loads(p.read_text())["metrics"].get("source") == source
+        ]
+        assert run["status"] == "ok"
+        assert run["metrics"]["frames"] == (16 if source == "images" else 24)
+        assert run["metrics"]["detections_total"] > 0
+
+
 def test_vision_stats_installs_without_torch_or_onnxruntime(
     tmp_path: Path, wheels: dict[str, Path]
 ) -> None:

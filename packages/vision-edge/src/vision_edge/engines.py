@@ -335,8 +335,11 @@ class LLMEngine(Engine):
             if now < self._next_at:
                 return None  # sampled out before paying for the encode
             self._next_at = now + self.period
-        if frame.data is not None and frame.data.startswith(b"\xff\xd8"):
-            return frame.data, "image/jpeg"
+        data = frame.data
+        if data is not None and data.startswith(b"\xff\xd8"):
+            return data, "image/jpeg"  # an image file: sent as it is, no re-encode
+        if data is not None and data.startswith(b"\x89PNG\r\n\x1a\n"):
+            return data, "image/png"
         return encode_jpeg(frame.image, self.quality), "image/jpeg"
 
     def infer(self, frame: Frame, item: Any) -> Outcome:
