@@ -19,6 +19,7 @@ import base64
 import http.client
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -170,6 +171,9 @@ class StreamEngine(Engine):
             image_b64=base64.b64encode(body).decode("ascii"),
             source_id=self.source_id,
             frame_index=frame.index,
+            # the capture time: the server's event id derives from it, so a frame sent
+            # twice (an answer lost on the way back) is counted once
+            ts_utc=datetime.fromtimestamp(frame.ts, UTC),
         )
         # the fallback's preprocessing is done only once the server has failed recently,
         # when the next frames are likely to need it

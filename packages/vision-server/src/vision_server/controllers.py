@@ -220,6 +220,7 @@ class FrameController(Controller):
         m.stage.observe(result.inference_ms / 1000.0, stage="inference")
         m.stage.observe(total_ms / 1000.0, stage="total")
         h, w = frame.image.shape[:2]
+        runtime.tally.add(frame.source_id, result.detections, runtime.stats is not None)
         return FrameResponse(
             source_id=frame.source_id,
             frame_index=frame.frame_index,

@@ -74,6 +74,27 @@ def _env(name: str, value: str) -> Iterator[None]:
 
 def run_remote_deploy(ctx: RunContext) -> dict[str, Any]:
     """Serve until SIGINT/SIGTERM; raises ServerConfigError when it cannot start."""
+    try:
+        return _serve(ctx)
+    finally:
+        _collect_tallies(ctx)
+
+
+def _collect_tallies(ctx: RunContext) -> None:
+    """Sum every worker's `server.tally` log line into metrics.json (frames, classes)."""
+    from vision_core.logging import read_jsonl
+    from vision_server.runtime import sum_tallies
+
+    log = ctx.run_dir / "log.jsonl"  # line-buffered: every worker's lines are in it
+    try:
+        lines = read_jsonl(log) if log.is_file() else []
+    except (OSError, ValueError):
+        return
+    tallies = [ln["tally"] for ln in lines if ln.get("event") == "server.tally" and "tally" in ln]
+    ctx.metrics.update(sum_tallies(tallies))
+
+
+def _serve(ctx: RunContext) -> dict[str, Any]:
     import uvicorn
 
     settings = ServerSettings.from_config(ctx.config)

@@ -8,11 +8,16 @@ injection; nothing lives in module globals, so every uvicorn worker has its own.
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from vision_core.logging import StructuredLogger
+from vision_core.types import Detection
 from vision_server.batcher import Batcher
 from vision_server.metrics import ServerMetrics
 from vision_server.model import LoadedModel, load_model
@@ -21,6 +26,55 @@ from vision_server.settings import ServerSettings
 from vision_server.stats import FrameMeta, ServerStats
 
 __all__ = ["Runtime", "open_runtime"]
+
+
+@dataclass(eq=False)
+class Tally:
+    """What this worker served: frames per source, detections per class.
+
+    Logged as one `server.tally` line when the worker stops; the run (every worker's
+    line summed) puts it into metrics.json, so a fleet's totals can be checked against the
+    statistics store.
+    """
+
+    frames_by_source: Counter[str] = field(default_factory=Counter)
+    detections_per_class: Counter[str] = field(default_factory=Counter)
+    events_recorded: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, source_id: str, detections: Iterable[Detection], recorded: bool) -> None:
+        with self.lock:
+            self.frames_by_source[source_id] += 1
+            self.detections_per_class.update(d.class_name for d in detections)
+            self.events_recorded += int(recorded)
+
+    def as_dict(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "frames": sum(self.frames_by_source.values()),
+                "frames_by_source": dict(self.frames_by_source),
+                "detections_total": sum(self.detections_per_class.values()),
+                "detections_per_class": dict(self.detections_per_class),
+                "events_recorded": self.events_recorded,
+            }
+
+
+def sum_tallies(tallies: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The run's totals from each worker's `server.tally` line."""
+    frames: Counter[str] = Counter()
+    classes: Counter[str] = Counter()
+    recorded = 0
+    for t in tallies:
+        frames.update(t.get("frames_by_source", {}))
+        classes.update(t.get("detections_per_class", {}))
+        recorded += int(t.get("events_recorded", 0))
+    return {
+        "frames": sum(frames.values()),
+        "frames_by_source": dict(sorted(frames.items())),
+        "detections_total": sum(classes.values()),
+        "detections_per_class": dict(sorted(classes.items())),
+        "events_recorded": recorded,
+    }
 
 
 @dataclass(eq=False)
@@ -36,12 +90,18 @@ class Runtime:
     pid: int = field(default_factory=os.getpid)
     started: float = field(default_factory=time.monotonic)
     cv2_threads: int | None = None  # OpenCV's thread count before the runtime set it to 1
+    tally: Tally = field(default_factory=Tally)
 
     def uptime(self) -> float:
         return time.monotonic() - self.started
 
     def close(self) -> None:
         """After the batcher has stopped: decode threads, then the stats (flushed)."""
+        self.log.info(
+            "server.tally",
+            f"worker {self.pid} served {sum(self.tally.frames_by_source.values())} frame(s)",
+            tally=self.tally.as_dict(),
+        )
         self.decode_pool.shutdown(wait=True, cancel_futures=True)
         if self.cv2_threads is not None:
             import cv2
