@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import struct
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.fixtures.services import free_port
 from vision_core.config import build_config
 from vision_server.settings import ServerSettings
 
@@ -277,12 +277,6 @@ def fake_stats() -> Iterator[FakeStats]:
 
 
 # -- `vision-server serve` as a subprocess --------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -8,7 +8,6 @@ PostgreSQL server the postgres half is SKIPPED with a loud reason.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fixtures.services import free_port
 from vision_core.secrets import redact_dsn
 from vision_core.types import StatsEvent
 from vision_stats.store import StatsStore, open_store
@@ -132,12 +132,6 @@ def store(db_url: str) -> Iterator[StatsStore]:
         yield s
     finally:
         s.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -6,7 +6,6 @@ runtime loop (`vision_edge.runtime`).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from vision_core.config.schema import PipelineConfig
@@ -15,7 +14,7 @@ from vision_core.kernel import RunContext
 from vision_edge.engines import Engine, LLMEngine, LocalEngine, StreamEngine
 from vision_edge.runtime import run_with
 
-__all__ = ["llm_class_names", "run_edge_llm", "run_edge_local", "run_edge_stream"]
+__all__ = ["run_edge_llm", "run_edge_local", "run_edge_stream"]
 
 
 def _local(cfg: PipelineConfig) -> LocalEngine:
@@ -46,45 +45,16 @@ def _stream_engine(ctx: RunContext) -> Engine:
     return StreamEngine(edge, key.reveal(), fallback=fallback, logger=ctx.logger)
 
 
-def llm_class_names(cfg: PipelineConfig) -> dict[int, str]:
-    """class_map, else the names in data.yolo_dataset_dir/dataset.yaml, else the model's."""
-    if cfg.class_map:
-        return dict(cfg.class_map)
-    yaml_path = Path(cfg.data.yolo_dataset_dir) / "dataset.yaml"
-    if yaml_path.is_file():
-        from vision_core.synth import read_dataset_names
-
-        names = read_dataset_names(yaml_path)
-        if names:
-            return names
-    if cfg.infer.model_path and Path(cfg.infer.model_path).is_file():
-        from vision_core.infer import load_detector
-
-        return dict(load_detector(cfg.infer.model_path).class_names)
-    raise ConfigError(
-        "llm mode needs the class names to ask for: set class_map (e.g. [class_map] "
-        '0 = "person"), data.yolo_dataset_dir (a dataset with dataset.yaml) or '
-        "infer.model_path (an ONNX model with names in its metadata)"
-    )
-
-
 def _llm_engine(ctx: RunContext) -> Engine:
-    from urllib.parse import urlparse
-
-    from vision_core.llm import LLMDetector
-    from vision_core.secrets import resolve_secret
+    from vision_core.llm import LLMDetector, llm_api_key, llm_class_names
 
     cfg = ctx.config
     llm = cfg.autolabel.llm
-    host = urlparse(llm.base_url).hostname or ""
-    key = resolve_secret(
-        llm.api_key_env, key_path="autolabel.llm.api_key_env", required=host.endswith("openai.com")
-    )
     detector = LLMDetector(
         llm,
-        llm_class_names(cfg),
+        llm_class_names(cfg, who="llm mode"),
         cache_dir=ctx.workdir / "llm-cache",
-        api_key=key,
+        api_key=llm_api_key(llm),
         logger=ctx.logger,
     )
     edge = cfg.deploy.edge

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 
@@ -19,50 +18,24 @@ from vision_core.errors import MediaError
 from vision_core.kernel import RunContext
 from vision_core.types import Detection
 from vision_label.engine import label_folder, make_layout
-from vision_label.errors import LabelConfigError
 
 MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
-
-
-def class_names_for_llm(ctx: RunContext) -> dict[int, str]:
-    """class_map, else the names of data.yolo_dataset_dir/dataset.yaml."""
-    cfg = ctx.config
-    if cfg.class_map:
-        return dict(cfg.class_map)
-    yaml_path = Path(cfg.data.yolo_dataset_dir) / "dataset.yaml"
-    if yaml_path.is_file():
-        from vision_core.synth import read_dataset_names
-
-        names = read_dataset_names(yaml_path)
-        if names:
-            return names
-    raise LabelConfigError(
-        "the llm backend needs the class names: set class_map (e.g. "
-        '[class_map] 0 = "circle") or data.yolo_dataset_dir to a dataset with dataset.yaml'
-    )
 
 
 def run_llm_autolabel(ctx: RunContext) -> dict[str, Any]:
     import cv2
 
-    from vision_core.llm import LLMDetector, encode_image
-    from vision_core.secrets import resolve_secret
+    from vision_core.llm import LLMDetector, encode_image, llm_api_key, llm_class_names
 
     cfg = ctx.config
     llm = cfg.autolabel.llm
     layout = make_layout(cfg.data.unlabeled_dir, cfg.data.labeled_dir)
-    names = class_names_for_llm(ctx)
-    host = urlparse(llm.base_url).hostname or ""
-    api_key = resolve_secret(
-        llm.api_key_env,
-        key_path="autolabel.llm.api_key_env",
-        required=host.endswith("openai.com"),
-    )
+    names = llm_class_names(cfg, who="the llm backend")
     detector = LLMDetector(
         llm,
         names,
         cache_dir=ctx.workdir / "llm-cache",
-        api_key=api_key,
+        api_key=llm_api_key(llm),
         logger=ctx.logger,
     )
     ctx.metrics["llm_model"] = llm.model

@@ -20,6 +20,7 @@ from vision_core.llm.errors import LLMCallError, LLMError, LLMParseError  # noqa
 from vision_core.llm.parse import ParsedAnswer, extract_json, parse_answer  # noqa: E402
 from vision_core.llm.prompt import answer_schema, build_prompt  # noqa: E402
 from vision_core.llm.ratelimit import TokenBucket  # noqa: E402
+from vision_core.llm.setup import llm_api_key, llm_class_names  # noqa: E402
 
 __all__ = [
     "LLMAnswer",
@@ -37,5 +38,7 @@ __all__ = [
     "cache_key",
     "encode_image",
     "extract_json",
+    "llm_api_key",
+    "llm_class_names",
     "parse_answer",
 ]
