@@ -1,8 +1,14 @@
 """FP32 vs static INT8 (QDQ) vs dynamic INT8 on the same YOLO model and images.
 
-Latency p50 per image (preprocess + inference + NMS through the vision-core runtime) is
-measured interleaved in one process, so the ratios compare like with like; mAP50 on the
-synthetic val split through the same runtime.
+Two latencies p50 per image, both measured interleaved in one process (image by image,
+model by model) so the ratios compare like with like:
+- "session": the ONNX Runtime session alone on the same preprocessed tensor;
+- "end to end": preprocess + inference + NMS through the vision-core runtime (the same
+  letterbox and numpy post-processing for every model, so its ratio is a little lower).
+Every session has ONNX Runtime's default options (all graph optimisations, one intra-op
+thread per core) except that idle worker threads do not spin: interleaved on a small CPU,
+a spinning pool thread left by the previous model takes a core from the next one, which
+penalises the faster model most. mAP50 on the synthetic val split through the same runtime.
 
     uv run python benchmarks/bench_int8.py                 # trains a small model first
     uv run python benchmarks/bench_int8.py --weights best.pt --imgsz 640
@@ -11,6 +17,8 @@ synthetic val split through the same runtime.
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import sys
 import tempfile
 import time
@@ -60,7 +68,7 @@ def main() -> int:
 
     from vision_core.synth import generate_dataset
     from vision_train.dataset import validate_yolo_dataset
-    from vision_train.evaluate import compare_latency, evaluate_onnx
+    from vision_train.evaluate import evaluate_onnx
     from vision_train.export.common import yolo_tensor
     from vision_train.export.quantize import (
         quantize_dynamic_int8,
@@ -112,19 +120,70 @@ def main() -> int:
     )
     quantize_dynamic_int8(fp32, dynamic)
     models = {"fp32": fp32, "int8 static (QDQ)": static, "int8 dynamic": dynamic}
-    latency = compare_latency(models, info.splits["val"][: args.images], rounds=args.rounds)
+    val = info.splits["val"][: args.images]
+    session_ms, e2e_ms = interleaved_latency(models, val, args.imgsz, rounds=args.rounds)
     maps = {name: evaluate_onnx(path, info).map50 for name, path in models.items()}
 
-    base_lat, base_map = latency["fp32"], maps["fp32"]
     print(
-        f"\nYOLO11n at {args.imgsz}x{args.imgsz}, {args.images} images x {args.rounds} rounds, interleaved, CPU"
+        f"\nYOLO11n at {args.imgsz}x{args.imgsz}, {len(val)} images x {args.rounds} rounds, "
+        f"interleaved, CPU ({os.cpu_count()} cores); p50 ms, speed = FP32 p50 / model p50"
     )
-    print(f"{'model':<20} {'p50 ms':>9} {'speed vs fp32':>14} {'mAP50':>8} {'mAP50 - fp32':>13}")
+    print(
+        f"{'model':<20} {'session':>9} {'speed':>7} {'end to end':>11} {'speed':>7} "
+        f"{'mAP50':>7} {'mAP50 - fp32':>13}"
+    )
     for name in models:
         print(
-            f"{name:<20} {latency[name]:>9.2f} {base_lat / latency[name]:>13.2f}x {maps[name]:>8.3f} {maps[name] - base_map:>+13.3f}"
+            f"{name:<20} {session_ms[name]:>9.2f} {session_ms['fp32'] / session_ms[name]:>6.2f}x "
+            f"{e2e_ms[name]:>11.2f} {e2e_ms['fp32'] / e2e_ms[name]:>6.2f}x "
+            f"{maps[name]:>7.3f} {maps[name] - maps['fp32']:>+13.3f}"
         )
     return 0
+
+
+def interleaved_latency(
+    models: dict[str, Path], images: list[Path], imgsz: int, *, rounds: int, warmup: int = 2
+) -> tuple[dict[str, float], dict[str, float]]:
+    """p50 ms per image per model: the session alone, and end to end through the runtime."""
+    import onnxruntime as ort
+
+    from vision_core.infer import load_detector
+    from vision_core.media import read_image
+    from vision_train.export.common import yolo_tensor
+
+    def session(path: Path) -> ort.InferenceSession:
+        opts = ort.SessionOptions()  # vision-core's create_session options, without spinning
+        opts.log_severity_level = 3
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return ort.InferenceSession(
+            str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+
+    sessions = {name: session(path) for name, path in models.items()}
+    detectors = {name: load_detector(s, conf=0.25) for name, s in sessions.items()}
+    inputs = {name: s.get_inputs()[0].name for name, s in sessions.items()}
+    tensors = [yolo_tensor(p, imgsz) for p in images]
+    frames = [read_image(p) for p in images]
+    for name, s in sessions.items():
+        for x, frame in zip(tensors[:warmup], frames[:warmup], strict=True):
+            s.run(None, {inputs[name]: x})
+            detectors[name].predict(frame)
+    raw: dict[str, list[float]] = {name: [] for name in models}
+    e2e: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for x, frame in zip(tensors, frames, strict=True):
+            for name, s in sessions.items():
+                t0 = time.perf_counter()
+                s.run(None, {inputs[name]: x})
+                raw[name].append((time.perf_counter() - t0) * 1000.0)
+            for name, det in detectors.items():
+                t0 = time.perf_counter()
+                det.predict(frame)
+                e2e[name].append((time.perf_counter() - t0) * 1000.0)
+    return (
+        {name: statistics.median(ts) for name, ts in raw.items()},
+        {name: statistics.median(ts) for name, ts in e2e.items()},
+    )
 
 
 if __name__ == "__main__":

@@ -39,11 +39,15 @@ def create_session(
     *,
     provider: Provider | str = "cpu",
     threads: int = 0,
+    spin: bool = True,
 ) -> ort.InferenceSession:
     """Open an ONNX model for inference.
 
     provider: "cpu" (default) or "cuda" (CUDA first, CPU fallback; a warning and CPU when
     CUDA is not available). threads > 0 sets ONNX Runtime's intra-op thread count.
+    spin = False stops idle intra-op threads from busy-waiting after a run: use it where
+    other CPU work (another session, decoding) runs between runs, which a spinning thread
+    would slow down.
     Raises ModelLoadError naming the path when the file is missing or is not ONNX.
     """
     p = Path(path)
@@ -58,6 +62,8 @@ def create_session(
     opts.log_severity_level = 3  # errors only: no initializer/provider chatter on stderr
     if threads > 0:
         opts.intra_op_num_threads = threads
+    if not spin:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(p), sess_options=opts, providers=providers)
     except Exception as exc:  # onnxruntime raises its own pybind exception types

@@ -3,10 +3,23 @@
 - static (default for YOLO): QDQ format, per-channel weights, activations calibrated on
   training images through the runtime's own letterbox preprocessing; 7-bit weights on x86
   CPUs without VNNI, where full-range 8-bit weights saturate (they lost 0.05 mAP50 here,
-  7-bit lost none). The detection head's
-  final nodes (DFL, box decoding, the concat of boxes with class scores, sigmoid) stay in
-  float: quantizing that concat with one scale for pixel boxes and 0..1 scores collapses the
+  7-bit lost none). Every op type ONNX Runtime can run in INT8 is quantized (Conv, the
+  SiLU's Sigmoid and Mul, Concat, Add, MaxPool, Resize, Split, the attention's MatMul and
+  Softmax), so the backbone runs INT8 from the first Conv to the head with no float islands.
+  The Detect head's DFL (reshape, transpose and softmax of the box logits, then its fixed
+  0..15 expectation conv) is quantized too: its float softmax with the transposes around it
+  was ~10% of the INT8 run time, and it only ever sees box logits, so one scale fits
+  (yolo11n at 640 on a 2-core AVX2 EPYC, benchmarks/bench_int8.py: INT8 session about
+  1.5x -> 1.6-1.7x faster than FP32; mAP50 0.004 below FP32, 0.001 below the INT8 that kept
+  the DFL in float). The rest of the head's tail stays in float: the class
+  reshapes/concat, the sigmoid, the box decoding and the final concat of pixel boxes with
+  0..1 scores; quantizing that concat with one scale collapses the
   confidences to zero, a known failure of naive static YOLO quantization.
+  Tried and not kept (same model, interleaved): QOperator format (no faster than QDQ, which
+  ONNX Runtime fuses into the same QLinear kernels), U8U8 (exact on AVX2 but 1.1x only),
+  leaving SiLU or everything but Conv in float (1.1x: a Q/DQ pair per layer), entropy
+  calibration (same mAP50 as MinMax, minutes slower), skipping quant_pre_process or
+  keeping Resize in float (no gain).
 - dynamic: weights to INT8 (ConvInteger/MatInteger) at load; kept for compatibility. On a
   CPU it is usually SLOWER than FP32 for CNNs, which the export measures and reports.
 """
@@ -26,10 +39,13 @@ from vision_train.errors import ExportError
 _TOP_MODULE = re.compile(r"^/model\.(\d+)/")
 
 
-def yolo_head_nodes_to_exclude(model_path: Path) -> list[str]:
-    """The Detect head's tail: every node of the last top-level module outside its conv
-    branches (cv2.* boxes, cv3.* classes), i.e. the reshapes, concats, DFL, box decoding
-    and the final sigmoid. The branches' Conv+SiLU stay quantized (fewer Q/DQ hops)."""
+def yolo_head_nodes_to_exclude(model_path: Path, *, quantize_dfl: bool = True) -> list[str]:
+    """The Detect head's tail to keep in float: every node of the last top-level module
+    outside its conv branches (cv2.* boxes, cv3.* classes), i.e. the reshapes, concats,
+    DFL, box decoding and the final sigmoid. The branches' Conv+SiLU stay quantized (fewer
+    Q/DQ hops). With quantize_dfl (default) the DFL and what feeds it (the box logits'
+    reshapes and concat, the DFL reshape/transpose/softmax and its conv) are quantized as
+    well: they see box logits only, and the float softmax was the largest float cost left."""
     import onnx
 
     graph = onnx.load(str(model_path), load_external_data=False).graph
@@ -38,9 +54,20 @@ def yolo_head_nodes_to_exclude(model_path: Path) -> list[str]:
         return []
     head = f"/model.{max(indices)}/"
     branches = (f"{head}cv2.", f"{head}cv3.", f"{head}one2one_cv2.", f"{head}one2one_cv3.")
-    return [
-        n.name for n in graph.node if n.name.startswith(head) and not n.name.startswith(branches)
-    ]
+    tail = [n for n in graph.node if n.name.startswith(head) and not n.name.startswith(branches)]
+    dfl_convs = [n for n in tail if n.op_type == "Conv" and "/dfl/" in n.name]
+    if quantize_dfl and len(dfl_convs) == 1:
+        # the DFL conv and its ancestors inside the tail: only box logits flow there
+        producer = {out: n for n in tail for out in n.output}
+        keep: set[str] = set()
+        stack = [dfl_convs[0]]
+        while stack:
+            node = stack.pop()
+            if node.name not in keep:
+                keep.add(node.name)
+                stack.extend(producer[i] for i in node.input if i in producer)
+        tail = [n for n in tail if n.name not in keep]
+    return [n.name for n in tail]
 
 
 _METHODS = {
