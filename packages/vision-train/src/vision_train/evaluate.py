@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from vision_core.infer import create_session, load_detector
+from vision_core.infer import load_detector
 from vision_core.media import read_image
 from vision_core.metrics import (
     DetectionMetrics,
@@ -57,14 +57,10 @@ def compare_latency(
 ) -> dict[str, float]:
     """p50 ms per image (preprocess + inference + postprocess) per model, interleaved.
 
-    The sessions do not spin: with models run in turn, an idle session's spinning threads
-    would take the cores from the next model (measured: INT8 1.00x with spinning, 1.32x
-    without, same models, same run).
+    The sessions do not spin (create_session's default): with models run in turn, an idle
+    session's spinning threads would take the cores from the next model.
     """
-    detectors = {
-        name: load_detector(create_session(path, spin=False), conf=0.25)
-        for name, path in models.items()
-    }
+    detectors = {name: load_detector(str(path), conf=0.25) for name, path in models.items()}
     frames = [read_image(p) for p in images]
     for det in detectors.values():
         for img in frames[:warmup]:
