@@ -25,8 +25,9 @@ weights), so almost no box passes `conf` and NMS is nearly free for every varian
     uv run --locked python benchmarks/bench_edge.py                  # ~5 min on 2 cores
     uv run --locked python benchmarks/bench_edge.py --frames 100 --rounds 5 --breakdown
 
-`--ultralytics-video` lets ultralytics read the video file itself (its own decode, like
-vision-edge) instead of frames decoded before timing. `--breakdown` adds the per-stage
+ultralytics reads the video file itself (`predict(video, stream=True)`: its own decode,
+like vision-edge: the like-for-like comparison); `--ultralytics-frames` gives it frames
+decoded before timing instead (then it skips the decode vision-edge pays). `--breakdown` adds the per-stage
 times of local mode (decode, letterbox, to_tensor, session.run, NMS, outbox.put), run
 serially, next to one local-mode and one raw run made right after. Exit status 0 when every criterion passes, else 1.
 """
@@ -278,9 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--imgsz", type=int, default=640, help="export / predict size")
     ap.add_argument("--threads", type=int, default=0, help="infer.threads (0 = ORT default)")
     ap.add_argument(
-        "--ultralytics-video",
-        action="store_true",
-        help="ultralytics reads the video file itself (default: frames decoded before timing)",
+        "--ultralytics-frames",
+        dest="ultralytics_video",
+        action="store_false",
+        help="give ultralytics frames decoded before timing (default: it reads the video)",
     )
     ap.add_argument("--breakdown", action="store_true", help="always time local mode's stages")
     ap.add_argument("--workdir", type=Path, help="keep models/videos here (default: a temp dir)")

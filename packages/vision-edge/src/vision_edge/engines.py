@@ -69,6 +69,10 @@ class Engine:
     def infer(self, frame: Frame, item: Any) -> Outcome:
         raise NotImplementedError
 
+    def warmup(self, frame: Frame) -> None:
+        """Run once before the clock starts (a model's first run allocates its memory)."""
+        return None
+
     def snapshot(self) -> dict[str, Any]:
         return {}
 
@@ -92,6 +96,9 @@ class LocalEngine(Engine):
         t0 = time.perf_counter()
         dets = self.detector.detect_prepared(item)
         return Outcome(dets, "local", (time.perf_counter() - t0) * 1000.0)
+
+    def warmup(self, frame: Frame) -> None:
+        self.detector.detect_prepared(self.detector.prepare(frame.image))
 
 
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
@@ -286,6 +293,10 @@ class StreamEngine(Engine):
                 self._close()
             return resp.status, headers, payload
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def warmup(self, frame: Frame) -> None:
+        if self.fallback is not None:
+            self.fallback.warmup(frame)
 
     def snapshot(self) -> dict[str, Any]:
         return {
