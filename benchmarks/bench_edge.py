@@ -142,7 +142,7 @@ def raw_session(model: Path, threads: int) -> Any:
 
 
 def run_edge(
-    workdir: Path, model: Path, video: Path, frames: int, threads: int
+    workdir: Path, model: Path, video: Path, frames: int, threads: int, edge_runners: int = 1
 ) -> tuple[float, float]:
     from vision_core.config import load_config
     from vision_core.kernel import VisionKernel
@@ -159,6 +159,7 @@ def run_edge(
             "deploy.edge.source=video",
             f"deploy.edge.video_path={video}",
             f"deploy.edge.max_frames={frames}",
+            f"deploy.edge.runners={edge_runners}",
             "deploy.stats.endpoint=",
         ],
     )
@@ -278,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--video-frames", type=int, default=150, help="frames in each video")
     ap.add_argument("--imgsz", type=int, default=640, help="export / predict size")
     ap.add_argument("--threads", type=int, default=0, help="infer.threads (0 = ORT default)")
+    ap.add_argument("--runners", type=int, default=1, help="deploy.edge.runners of vision-edge")
     ap.add_argument(
         "--ultralytics-frames",
         dest="ultralytics_video",
@@ -329,7 +331,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
             ultra.predict(frames[s][0], imgsz=args.imgsz, verbose=False, device="cpu")
         edge_dir = workdir / f"edge-{s.replace(':', 'x')}-{e}"
         runners[s, e, "vision-edge"] = lambda m=models[e], v=videos[s], d=edge_dir: run_edge(
-            d, m, v, n, args.threads
+            d, m, v, n, args.threads, args.runners
         )
         runners[s, e, "raw session.run"] = lambda sess=sess, t=tensors: run_raw(sess, t)
         if args.ultralytics_video:

@@ -152,3 +152,28 @@ def test_status_shows_the_outbox(tmp_path: Path, trained_yolo: Any, synth_video:
         edge_argv(work, [], "status"), capture_output=True, text=True, env=edge_env()
     ).stdout
     assert "pending events  5" in text
+
+
+def test_two_runners_give_the_same_detections_in_frame_order(
+    tmp_path: Path, trained_yolo: Any, synth_video: Path
+) -> None:
+    runs = {}
+    for n in (1, 2):
+        runs[n] = run_edge(
+            tmp_path / f"wd{n}",
+            f"infer.model_path={trained_yolo.onnx}",
+            "deploy.edge.source=video",
+            f"deploy.edge.video_path={synth_video}",
+            f"deploy.edge.runners={n}",
+            NO_STATS,
+        )
+        assert runs[n].proc.returncode == 0, runs[n].output
+    assert runs[2].metrics["frames"] == 24
+    assert runs[2].metrics["detections_per_class"] == runs[1].metrics["detections_per_class"]
+    db = sqlite3.connect(runs[2].metrics["outbox"]["path"])
+    order = [
+        json.loads(p)["frame_index"]
+        for (p,) in db.execute("SELECT payload FROM events ORDER BY id")
+    ]
+    db.close()
+    assert order == list(range(24))  # committed in frame order

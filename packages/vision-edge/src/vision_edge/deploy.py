@@ -17,14 +17,33 @@ from vision_edge.runtime import run_with
 __all__ = ["run_edge_llm", "run_edge_local", "run_edge_stream"]
 
 
-def _local(cfg: PipelineConfig) -> LocalEngine:
-    from vision_core.infer import detector_from_config
+def _local(cfg: PipelineConfig, runners: int = 1) -> LocalEngine:
+    """The local engine; with several runners each session run gets cores/runners threads
+    (unless infer.threads says otherwise), so the runs share the CPU instead of fighting."""
+    import os
 
-    return LocalEngine(detector_from_config(cfg))
+    from vision_core.infer import detector_from_config, latest_model, load_detector
+
+    if runners <= 1:
+        return LocalEngine(detector_from_config(cfg))
+    inf = cfg.infer
+    threads = inf.threads or max(1, (os.cpu_count() or 1) // runners)
+    return LocalEngine(
+        load_detector(
+            inf.model_path or str(latest_model(cfg.run.workdir)),
+            conf=inf.conf,
+            iou=inf.iou,
+            max_det=inf.max_det,
+            agnostic=inf.agnostic_nms,
+            class_map=dict(cfg.class_map) or None,
+            provider=inf.provider,
+            threads=threads,
+        )
+    )
 
 
 def _local_engine(ctx: RunContext) -> Engine:
-    return _local(ctx.config)
+    return _local(ctx.config, ctx.config.deploy.edge.runners)
 
 
 def _stream_engine(ctx: RunContext) -> Engine:

@@ -62,6 +62,7 @@ class Engine:
 
     name: str = "engine"
     model: str = ""
+    concurrent = False  # True: infer is safe on several threads at once
 
     def prepare(self, frame: Frame) -> Any:
         raise NotImplementedError
@@ -84,6 +85,7 @@ class LocalEngine(Engine):
     """The vision-core ONNX adapter, in this process."""
 
     name = "local"
+    concurrent = True  # infer may run on several threads at once (ONNX Runtime allows it)
 
     def __init__(self, detector: Detector) -> None:
         self.detector = detector

@@ -30,8 +30,9 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -301,41 +302,69 @@ class EdgeRunner:
 
     def _loop(self, outbox: Outbox, sender: StatsSender | None) -> None:
         annotate_dir = self.ctx.run_dir / "outputs" if self.edge.save_annotated else None
+        runners = self.edge.runners if self.engine.concurrent else 1
+        pool = ThreadPoolExecutor(runners, thread_name_prefix="edge-infer") if runners > 1 else None
+        in_flight: deque[tuple[Frame, Future[Outcome] | Outcome, float, float]] = deque()
         warm = False
-        next_status = time.monotonic() + STATUS_EVERY_SEC
-        next_log = time.monotonic() + LOG_EVERY_SEC
-        tty = bool(getattr(self.status_stream, "isatty", lambda: False)())
+        self._next_status = time.monotonic() + STATUS_EVERY_SEC
+        self._next_log = time.monotonic() + LOG_EVERY_SEC
+        self._tty = bool(getattr(self.status_stream, "isatty", lambda: False)())
         self._t_start = time.perf_counter()
-        for frame, item, prep_ms, t_read, prep_exc in self._items():
-            if not warm:  # the model's first run allocates: not a frame's latency
-                warm = True
-                try:
-                    self.engine.warmup(frame)
-                except Exception as exc:  # the real run of this frame reports it
-                    self.log.warn("edge.warmup_failed", f"warm-up run failed: {exc}")
-                self._t_start = time.perf_counter()
-            if prep_exc is not None:
-                self._drop("error", frame, f"{type(prep_exc).__name__}: {prep_exc}")
-                continue
-            try:
-                outcome = self.engine.infer(frame, item)
-            except ConfigError:
-                raise  # e.g. the server refused the API key: no later frame can do better
-            except Exception as exc:  # one bad frame never takes the run down
-                self._drop("error", frame, f"{type(exc).__name__}: {exc}")
-                continue
-            self._account(frame, outcome, prep_ms, t_read, outbox, sender, annotate_dir)
-            now = time.monotonic()
-            if tty and now >= next_status:
-                self._status_line(outbox)
-                next_status = now + STATUS_EVERY_SEC
-            if now >= next_log:
-                self._progress_log(outbox)
-                next_log = now + LOG_EVERY_SEC
+        try:
+            for frame, item, prep_ms, t_read, prep_exc in self._items():
+                if not warm:  # the model's first run allocates: not a frame's latency
+                    warm = True
+                    try:
+                        self.engine.warmup(frame)
+                    except Exception as exc:  # the real run of this frame reports it
+                        self.log.warn("edge.warmup_failed", f"warm-up run failed: {exc}")
+                    self._t_start = time.perf_counter()
+                if prep_exc is not None:
+                    self._drop("error", frame, f"{type(prep_exc).__name__}: {prep_exc}")
+                    continue
+                if pool is None:
+                    in_flight.append((frame, self._infer(frame, item), prep_ms, t_read))
+                else:  # up to `runners` frames in the model; results taken in frame order
+                    fut = pool.submit(self._infer, frame, item)
+                    in_flight.append((frame, fut, prep_ms, t_read))
+                while in_flight and (pool is None or len(in_flight) >= runners):
+                    self._finish(in_flight.popleft(), outbox, sender, annotate_dir)
+            while in_flight:
+                self._finish(in_flight.popleft(), outbox, sender, annotate_dir)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         if self.source.skipped:
             self.dropped["unreadable"] += len(self.source.skipped)
-        if tty:
+        if self._tty:
             self.status_stream.write("\n")
+
+    def _infer(self, frame: Frame, item: Any) -> Outcome:
+        """The engine's infer; one bad frame comes back as a dropped Outcome."""
+        try:
+            return self.engine.infer(frame, item)
+        except ConfigError:
+            raise  # e.g. the server refused the API key: no later frame can do better
+        except Exception as exc:  # one bad frame never takes the run down
+            return Outcome(dropped="error", error=f"{type(exc).__name__}: {exc}")
+
+    def _finish(
+        self,
+        entry: tuple[Frame, Future[Outcome] | Outcome, float, float],
+        outbox: Outbox,
+        sender: StatsSender | None,
+        annotate_dir: Path | None,
+    ) -> None:
+        frame, result, prep_ms, t_read = entry
+        outcome = result.result() if isinstance(result, Future) else result
+        self._account(frame, outcome, prep_ms, t_read, outbox, sender, annotate_dir)
+        now = time.monotonic()
+        if self._tty and now >= self._next_status:
+            self._status_line(outbox)
+            self._next_status = now + STATUS_EVERY_SEC
+        if now >= self._next_log:
+            self._progress_log(outbox)
+            self._next_log = now + LOG_EVERY_SEC
 
     def _drop(self, reason: str, frame: Frame, detail: str) -> None:
         self.dropped[reason] += 1

@@ -207,6 +207,13 @@ class EdgeSection:
     annotate_every: int = opt(10, "save every Nth annotated frame", ge=1)
     reconnect_max_backoff_sec: float = opt(30.0, "cap of the camera reopen backoff", gt=0)
     flush_timeout_sec: float = opt(10.0, "on shutdown, time to flush the stats outbox", ge=0)
+    runners: int = opt(
+        1,
+        "local mode: frames in the model at once, each run on cores/runners threads "
+        "(2 raises fps on small CPUs, at some latency per frame)",
+        ge=1,
+        le=16,
+    )
 
 
 @dataclass(**FROZEN)
