@@ -22,24 +22,12 @@ def _local(cfg: PipelineConfig, runners: int = 1) -> LocalEngine:
     (unless infer.threads says otherwise), so the runs share the CPU instead of fighting."""
     import os
 
-    from vision_core.infer import detector_from_config, latest_model, load_detector
+    from vision_core.infer import detector_from_config
 
-    if runners <= 1:
-        return LocalEngine(detector_from_config(cfg))
-    inf = cfg.infer
-    threads = inf.threads or max(1, (os.cpu_count() or 1) // runners)
-    return LocalEngine(
-        load_detector(
-            inf.model_path or str(latest_model(cfg.run.workdir)),
-            conf=inf.conf,
-            iou=inf.iou,
-            max_det=inf.max_det,
-            agnostic=inf.agnostic_nms,
-            class_map=dict(cfg.class_map) or None,
-            provider=inf.provider,
-            threads=threads,
-        )
-    )
+    threads = None
+    if runners > 1 and not cfg.infer.threads:
+        threads = max(1, (os.cpu_count() or 1) // runners)
+    return LocalEngine(detector_from_config(cfg, threads=threads))
 
 
 def _local_engine(ctx: RunContext) -> Engine:

@@ -96,8 +96,11 @@ def latest_model(workdir: str | Path, name: str = "model.onnx") -> Path:
     return found[-1]
 
 
-def detector_from_config(cfg: PipelineConfig, model_path: str | None = None) -> Detector:
-    """The detector of `cfg.infer` (model_path overrides `infer.model_path`)."""
+def detector_from_config(
+    cfg: PipelineConfig, model_path: str | None = None, *, threads: int | None = None
+) -> Detector:
+    """The detector of `cfg.infer` (model_path overrides `infer.model_path`, threads
+    `infer.threads`)."""
     inf = cfg.infer
     path = model_path or inf.model_path or str(latest_model(cfg.run.workdir))
     return load_detector(
@@ -108,5 +111,5 @@ def detector_from_config(cfg: PipelineConfig, model_path: str | None = None) -> 
         agnostic=inf.agnostic_nms,
         class_map=dict(cfg.class_map) or None,
         provider=inf.provider,
-        threads=inf.threads,
+        threads=inf.threads if threads is None else threads,
     )
