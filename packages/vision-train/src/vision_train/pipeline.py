@@ -69,7 +69,9 @@ def quantize(
         else:
             from vision_train.export.faster_rcnn import frcnn_tensor
 
-            meta = quantize_static_qdq(fp32, out, calib, frcnn_tensor, op_types=["Conv"])
+            meta = quantize_static_qdq(
+                fp32, out, calib, frcnn_tensor, op_types=["Conv"], symbolic_shape=False
+            )
     ctx.logger.info("export.int8", f"quantized {out.name} ({meta['mode']})", **meta)
     return out, meta
 

@@ -102,6 +102,7 @@ def quantize_static_qdq(
     op_types: Sequence[str] | None = None,
     method: str = "minmax",
     reduce_range: bool | None = None,
+    symbolic_shape: bool = True,
 ) -> dict[str, object]:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -119,8 +120,10 @@ def quantize_static_qdq(
     with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
         prepped = Path(tmp) / "prep.onnx"
         try:
-            quant_pre_process(str(fp32), str(prepped), skip_symbolic_shape=False)
-        except Exception:  # some graphs defeat symbolic shape inference: quantize the original
+            # symbolic_shape=False for graphs known to defeat ONNX Runtime's symbolic shape
+            # inference (Faster R-CNN: it fails there after minutes on a small CPU)
+            quant_pre_process(str(fp32), str(prepped), skip_symbolic_shape=not symbolic_shape)
+        except Exception:  # some graphs defeat shape inference: quantize the original
             prepped = fp32
         input_name = (
             ort.InferenceSession(str(prepped), providers=["CPUExecutionProvider"])
