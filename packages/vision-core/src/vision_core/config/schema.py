@@ -127,7 +127,10 @@ class InferSection:
     """ONNX Runtime inference, shared by autolabel, edge and server."""
 
     model_path: str = opt(
-        "", "ONNX model; empty = the latest vision-train run's model.onnx", path_like=True
+        "",
+        "ONNX model; empty: vision-edge takes the newest <workdir>/runs/*/model.onnx, "
+        "vision-server and vision-label refuse to start (they need it named)",
+        path_like=True,
     )
     conf: float = opt(0.25, "confidence threshold", ge=0, le=1)
     iou: float = opt(0.7, "NMS IoU threshold", gt=0, le=1)
