@@ -38,7 +38,7 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -216,6 +216,22 @@ class Outbox:
 
     # -- producer ----------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _transaction(self, verb: str) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error; a SQLite error becomes an
+        OutboxError naming the file (`verb`: what could not be done to it). Under _lock."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot {verb} the outbox {self.path}: {exc}") from exc
+
     def put(self, events: StatsEvent | Iterable[StatsEvent]) -> int:
         """Store events in one transaction; returns how many new rows were stored.
 
@@ -231,39 +247,29 @@ class Outbox:
         with self._lock:
             self._check_open()
             dropped = 0
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    if self.policy == "drop_newest":
-                        room = max(0, self.max_events - self._count)
-                        dropped = max(0, len(rows) - room)
-                        rows = rows[:room]
-                    before = self._conn.total_changes
-                    self._conn.executemany(
-                        "INSERT OR IGNORE INTO events (event_id, created_at, payload) "
-                        "VALUES (?, ?, ?)",
-                        rows,
+            with self._transaction("write to"):
+                if self.policy == "drop_newest":
+                    room = max(0, self.max_events - self._count)
+                    dropped = max(0, len(rows) - room)
+                    rows = rows[:room]
+                before = self._conn.total_changes
+                self._conn.executemany(
+                    "INSERT OR IGNORE INTO events (event_id, created_at, payload) VALUES (?, ?, ?)",
+                    rows,
+                )
+                stored = self._conn.total_changes - before
+                count = self._count + stored
+                if count > self.max_events:  # drop_oldest (drop_newest never overfills)
+                    excess = count - self.max_events
+                    self._conn.execute(
+                        "DELETE FROM events WHERE id IN "
+                        "(SELECT id FROM events ORDER BY id LIMIT ?)",
+                        (excess,),
                     )
-                    stored = self._conn.total_changes - before
-                    count = self._count + stored
-                    if count > self.max_events:  # drop_oldest (drop_newest never overfills)
-                        excess = count - self.max_events
-                        self._conn.execute(
-                            "DELETE FROM events WHERE id IN "
-                            "(SELECT id FROM events ORDER BY id LIMIT ?)",
-                            (excess,),
-                        )
-                        dropped += excess
-                        count -= excess
-                    if dropped:
-                        self._set_meta("dropped_total", str(self._dropped + dropped))
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    with contextlib.suppress(sqlite3.Error):
-                        self._conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise OutboxError(f"cannot write to the outbox {self.path}: {exc}") from exc
+                    dropped += excess
+                    count -= excess
+                if dropped:
+                    self._set_meta("dropped_total", str(self._dropped + dropped))
             self._count = count
             if dropped:
                 self._dropped += dropped
@@ -313,22 +319,13 @@ class Outbox:
             return 0
         with self._lock:
             self._check_open()
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    before = self._conn.total_changes
-                    for start in range(0, len(id_list), _ID_CHUNK):
-                        chunk = id_list[start : start + _ID_CHUNK]
-                        marks = ",".join("?" * len(chunk))
-                        self._conn.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk)
-                    removed = self._conn.total_changes - before
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    with contextlib.suppress(sqlite3.Error):
-                        self._conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise OutboxError(f"cannot update the outbox {self.path}: {exc}") from exc
+            with self._transaction("update"):
+                before = self._conn.total_changes
+                for start in range(0, len(id_list), _ID_CHUNK):
+                    chunk = id_list[start : start + _ID_CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    self._conn.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk)
+                removed = self._conn.total_changes - before
             self._count = max(0, self._count - removed)
             return removed
 
