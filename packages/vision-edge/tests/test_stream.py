@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -131,6 +133,10 @@ def test_server_down_falls_back_to_local_for_every_frame(
     assert m["stream_fallbacks"]["stream_unreachable"] >= 1
     assert m["detections_per_class"] == local.metrics["detections_per_class"]
     assert m["events_committed"] == 8  # the edge ran them: the edge records them
+    db = sqlite3.connect(m["outbox"]["path"])
+    events = [json.loads(p) for (p,) in db.execute("SELECT payload FROM events")]
+    db.close()
+    assert {(e["mode"], e["model"]) for e in events} == {("local", "model.onnx")}
 
 
 def test_server_down_with_skip_counts_dropped_frames(tmp_path: Path, good_folder: Path) -> None:

@@ -70,6 +70,11 @@ class Engine:
     def infer(self, frame: Frame, item: Any) -> Outcome:
         raise NotImplementedError
 
+    @property
+    def event_model(self) -> str:
+        """The model named in the events of frames this edge ran itself."""
+        return self.model.rsplit("/", 1)[-1]
+
     def warmup(self, frame: Frame) -> None:
         """Run once before the clock starts (a model's first run allocates its memory)."""
         return None
@@ -295,6 +300,11 @@ class StreamEngine(Engine):
                 self._close()
             return resp.status, headers, payload
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @property
+    def event_model(self) -> str:
+        # the server records the frames it answers; the edge only its fallback's frames
+        return self.fallback.event_model if self.fallback is not None else ""
 
     def warmup(self, frame: Frame) -> None:
         if self.fallback is not None:

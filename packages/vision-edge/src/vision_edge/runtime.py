@@ -23,7 +23,6 @@ the next start) and the run ends `ok` with its metrics.
 
 from __future__ import annotations
 
-import math
 import queue
 import re
 import signal
@@ -138,6 +137,7 @@ class EdgeRunner:
         self.edge = ctx.config.deploy.edge
         self.log = ctx.logger
         self.engine = engine
+        self._model_name = engine.event_model  # recorded in every event
         self.install_signals = install_signals
         self.source = source
         self.stop_event = threading.Event()
@@ -407,7 +407,7 @@ class EdgeRunner:
                 frame_index=frame.index,
                 latency_ms=latency,
                 detections=dets,
-                model=Path(self.engine.model).name if outcome.where != "stream" else "",
+                model=self._model_name if outcome.where != "stream" else "",
             )
             outbox.put(event)  # returns once committed
             self.events_committed += 1
@@ -481,8 +481,6 @@ class EdgeRunner:
 
     def _final_line(self, pending: int) -> None:
         m = self.ctx.metrics
-        if not math.isfinite(m.get("fps", 0.0)):
-            return
         self.log.info(
             "edge.summary",
             f"{self.frames} frames, {m['fps']:.1f} fps, p50 {m['latency_ms']['p50']:.1f} ms, "
