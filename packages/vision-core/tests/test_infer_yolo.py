@@ -15,10 +15,10 @@ from onnx import TensorProto, helper
 
 from vision_core.config import InferSection, PipelineConfig
 from vision_core.errors import InferenceError, ModelLoadError
+from vision_core.geometry import box_iou
 from vision_core.infer import (
     Detector,
     YoloDetector,
-    box_iou,
     create_session,
     detect_arch,
     detector_from_config,

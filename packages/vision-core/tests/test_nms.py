@@ -9,7 +9,8 @@ import pytest
 import torch
 import torchvision
 
-from vision_core.infer import batched_nms, box_iou, nms
+from vision_core.geometry import box_iou
+from vision_core.infer import batched_nms, nms
 
 
 def _random_boxes(seed: int, n: int, *, ties: bool = False) -> tuple[np.ndarray, np.ndarray]:

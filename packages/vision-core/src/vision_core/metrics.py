@@ -13,20 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vision_core.geometry import box_iou
+
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 _trapezoid = getattr(np, "trapezoid", None) or getattr(np, "trapz")  # noqa: B009 - NumPy < 2 has only trapz
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix (len(a), len(b)) of xyxy boxes."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area_a = (a[:, 2:] - a[:, :2]).clip(0).prod(-1)
-    area_b = (b[:, 2:] - b[:, :2]).clip(0).prod(-1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
 
 
 def match_predictions(

@@ -33,14 +33,6 @@ class Box:
         return f"{self.class_id} {cx:.6f} {cy:.6f} {(self.x2 - self.x1) / w:.6f} {(self.y2 - self.y1) / h:.6f}"
 
 
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union else 0.0
-
-
 def render_scene(
     rng: object,
     width: int,
@@ -55,6 +47,8 @@ def render_scene(
     require("cv2", "vision-core[infer]", "synthetic data")
     import cv2
     import numpy as np
+
+    from vision_core.geometry import box_iou
 
     assert isinstance(rng, np.random.Generator)
     # smooth two-colour gradient background plus mild noise
@@ -88,7 +82,7 @@ def render_scene(
                 [[apex, y0], [x0, y0 + size - 1], [x0 + size - 1, y0 + size - 1]], np.int32
             )
             box = (x0, y0, x0 + size, y0 + size)
-        if any(_iou(box, (b.x1, b.y1, b.x2, b.y2)) > 0.0 for b in boxes):
+        if boxes and box_iou([box], [(b.x1, b.y1, b.x2, b.y2) for b in boxes]).max() > 0.0:
             continue
         # a colour far from the local background so every shape is visible
         bg = canvas[box[1] : box[3], box[0] : box[2]].reshape(-1, 3).mean(0)

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from vision_core.metrics import MetricAccumulator, box_iou, match_predictions
+from vision_core.geometry import box_iou
+from vision_core.metrics import MetricAccumulator, match_predictions
 from vision_label.errors import LabelError
 
 SKIP_FILES = {"classes.txt"}

@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from vision_core.fsutil import atomic_write_text
+from vision_core.geometry import box_iou
 from vision_core.types import Detection
 
 
@@ -73,14 +74,6 @@ def parse_line(line: str) -> YoloBox | None:
     return YoloBox(cls, cx, cy, w, h)
 
 
-def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def render(boxes: Iterable[YoloBox]) -> str:
     return "".join(format_line(b) + "\n" for b in boxes)
 
@@ -95,8 +88,8 @@ def merge(existing: str, new: Sequence[YoloBox], merge_iou: float) -> tuple[str,
     old = [b for b in (parse_line(line) for line in existing.splitlines()) if b is not None]
     added: list[YoloBox] = []
     for box in new:
-        same = [o for o in old if o.class_id == box.class_id]
-        if all(iou(box.xyxy(), o.xyxy()) < merge_iou for o in same):
+        same = [o.xyxy() for o in old if o.class_id == box.class_id]
+        if not same or box_iou([box.xyxy()], same).max() < merge_iou:
             added.append(box)
     if not added:
         return existing, 0

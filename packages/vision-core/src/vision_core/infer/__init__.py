@@ -18,7 +18,7 @@ from vision_core.infer.factory import (  # noqa: E402
 )
 from vision_core.infer.faster_rcnn import FasterRCNNDetector  # noqa: E402
 from vision_core.infer.letterbox import Letterboxed, letterbox, scale_boxes  # noqa: E402
-from vision_core.infer.nms import batched_nms, box_iou, nms  # noqa: E402
+from vision_core.infer.nms import batched_nms, nms  # noqa: E402
 from vision_core.infer.session import create_session, read_metadata  # noqa: E402
 from vision_core.infer.yolo import YoloDetector  # noqa: E402
 
@@ -29,7 +29,6 @@ __all__ = [
     "Prepared",
     "YoloDetector",
     "batched_nms",
-    "box_iou",
     "create_session",
     "detect_arch",
     "detector_from_config",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["batched_nms", "box_iou", "nms"]
+__all__ = ["batched_nms", "nms"]
 
 
 def _as_float_boxes(boxes: npt.ArrayLike) -> np.ndarray:
@@ -105,18 +105,3 @@ def batched_nms(
     offset = b.max() + 1 if max_wh is None else b.dtype.type(max_wh)
     shifted = b + (c.astype(b.dtype) * offset)[:, None]
     return nms(shifted, scores, iou_threshold, max_keep=max_keep)
-
-
-def box_iou(a: npt.ArrayLike, b: npt.ArrayLike) -> np.ndarray:
-    """Pairwise IoU matrix (len(a), len(b)) of xyxy boxes, in float64."""
-    aa = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    bb = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    area_a = (aa[:, 2] - aa[:, 0]) * (aa[:, 3] - aa[:, 1])
-    area_b = (bb[:, 2] - bb[:, 0]) * (bb[:, 3] - bb[:, 1])
-    lt = np.maximum(aa[:, None, :2], bb[None, :, :2])
-    rb = np.minimum(aa[:, None, 2:], bb[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
