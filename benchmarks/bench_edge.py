@@ -217,7 +217,7 @@ def breakdown(model: Path, video: Path, n: int, threads: int, outbox_dir: Path) 
     import cv2
 
     from vision_core.infer import load_detector
-    from vision_core.outbox import Outbox
+    from vision_core.stats import Outbox
     from vision_core.types import make_stats_event
 
     det: Any = load_detector(model, threads=threads)

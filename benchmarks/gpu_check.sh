@@ -114,7 +114,7 @@ if [ "$SKIP_FRCNN" != 1 ]; then
     timeout -k 10 "$(left)" "${VT[@]}" --backend faster_rcnn "${COMMON[@]}" --set run.name=gpu-frcnn --set "train.device=$DEVICE" \
         --set "train.epochs=$FR_EPOCHS" --set train.faster_rcnn.variant=mobilenet_v3 \
         --set "train.faster_rcnn.imgsz=$IMGSZ" --set "train.faster_rcnn.batch=$FR_BATCH" \
-        --set "train.faster_rcnn.num_workers=$WORKERS" --set "export.calib_samples=$FR_CALIB" \
+        --set "train.faster_rcnn.workers=$WORKERS" --set "export.calib_samples=$FR_CALIB" \
         "${FR_QUANT[@]}"
     FRCNN_RC=$?
     FRCNN_S=$(secs "$T")

@@ -159,7 +159,7 @@ def _train_frcnn(c: PipelineConfig) -> None:
 
 
 def _label_model(c: PipelineConfig) -> None:
-    assert (c.autolabel.model_path or c.infer.model_path).endswith(".onnx")
+    assert c.infer.model_path.endswith(".onnx")
     assert c.data.unlabeled_dir != c.data.labeled_dir
 
 
@@ -185,18 +185,18 @@ def _edge(mode: str) -> Callable[[PipelineConfig], None]:
             assert c.deploy.stats.endpoint.endswith("/api/v1/stats/events")
         if mode == "stream":
             assert edge.stream_endpoint.endswith("/api/v1/frame")
-            assert edge.stream_api_key_env
+            assert c.deploy.remote.api_key_env
         if mode == "llm":
             assert c.class_map
             assert c.autolabel.llm.api_key_env
-            assert c.deploy.edge.fps_limit > 0, "bound the paid requests"
+            assert c.deploy.edge.max_frames_per_sec > 0, "bound the paid requests"
 
     return check
 
 
 def _server(c: PipelineConfig) -> None:
     assert c.infer.model_path.endswith(".onnx")
-    assert c.deploy.remote.ingest_api_key_env
+    assert c.deploy.remote.api_key_env
     assert not c.deploy.remote.allow_anonymous
     assert c.deploy.stats.endpoint.endswith("/api/v1/stats/events")
 

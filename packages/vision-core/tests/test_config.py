@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,8 +53,8 @@ def test_every_field_has_a_default_and_a_doc() -> None:
             "autolabel.on_conflict: expected one of 'skip', 'overwrite', 'merge', got 'replace'",
         ),
         (
-            {"autolabel": {"llm": {"qps_limit": -1}}},
-            "autolabel.llm.qps_limit: expected a number > 0, got -1",
+            {"autolabel": {"llm": {"max_requests_per_sec": -1}}},
+            "autolabel.llm.max_requests_per_sec: expected a number > 0, got -1",
         ),
         (
             {"deploy": {"edge": {"mode": "cloud"}}},
@@ -169,3 +172,99 @@ def test_resolved_config_redacts_dsn_password() -> None:
     dumped = config_to_dict(cfg)
     assert "hunter22" not in str(dumped)
     assert dumped["stats"]["db"] == "postgresql://vision:***@db.local:5432/stats"
+
+
+@pytest.mark.parametrize(
+    ("raw", "new_path", "value"),
+    [
+        ({"deploy": {"edge": {"flush_timeout_sec": 7.0}}}, "deploy.stats.flush_timeout_sec", 7.0),
+        ({"deploy": {"remote": {"stats_flush_sec": 2.0}}}, "deploy.stats.flush_timeout_sec", 2.0),
+        ({"deploy": {"edge": {"stream_api_key_env": "K1"}}}, "deploy.remote.api_key_env", "K1"),
+        ({"deploy": {"remote": {"ingest_api_key_env": "K2"}}}, "deploy.remote.api_key_env", "K2"),
+        ({"deploy": {"stats": {"api_key_env": "K3"}}}, "stats.api_key_env", "K3"),
+        ({"autolabel": {"conf": 0.4}}, "infer.conf", 0.4),
+        ({"autolabel": {"iou": 0.5}}, "infer.iou", 0.5),
+        ({"autolabel": {"model_path": "m.onnx"}}, "infer.model_path", "m.onnx"),
+        ({"train": {"faster_rcnn": {"num_workers": 3}}}, "train.faster_rcnn.workers", 3),
+        ({"deploy": {"edge": {"fps_limit": 12.5}}}, "deploy.edge.max_frames_per_sec", 12.5),
+        ({"autolabel": {"llm": {"qps_limit": 4.0}}}, "autolabel.llm.max_requests_per_sec", 4.0),
+    ],
+)
+def test_an_old_key_name_still_loads_with_a_warning_naming_the_new_key(
+    raw: dict[str, Any], new_path: str, value: Any
+) -> None:
+    from vision_core.config import RENAMED_KEYS, ConfigDeprecationWarning
+
+    old_path = next(old for old, new in RENAMED_KEYS.items() if new == new_path and _has(raw, old))
+    with pytest.warns(ConfigDeprecationWarning) as caught:
+        cfg = build_config(raw)
+    (warning,) = caught
+    assert str(warning.message).startswith(f"{old_path} is deprecated, use {new_path}")
+    node: Any = cfg
+    for part in new_path.split("."):
+        node = getattr(node, part)
+    assert node == value
+
+
+def _has(raw: dict[str, Any], path: str) -> bool:
+    node: Any = raw
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def test_an_old_key_also_works_on_the_command_line() -> None:
+    from vision_core.config import ConfigDeprecationWarning
+
+    with pytest.warns(ConfigDeprecationWarning, match="deploy.edge.fps_limit is deprecated"):
+        cfg = build_config({}, ["deploy.edge.fps_limit=3"])
+    assert cfg.deploy.edge.max_frames_per_sec == 3.0
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            {"deploy": {"edge": {"fps_limit": 1.0, "max_frames_per_sec": 2.0}}},
+            "deploy.edge.fps_limit: renamed to deploy.edge.max_frames_per_sec, which is set "
+            "too: keep only deploy.edge.max_frames_per_sec",
+        ),
+        (
+            {
+                "deploy": {
+                    "edge": {"flush_timeout_sec": 1.0},
+                    "remote": {"stats_flush_sec": 9.0},
+                }
+            },
+            "deploy.remote.stats_flush_sec: renamed to deploy.stats.flush_timeout_sec, and "
+            "deploy.edge.flush_timeout_sec (also renamed to it) is set to another value",
+        ),
+    ],
+)
+def test_an_old_and_a_new_name_of_one_key_conflict(raw: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        build_config(raw)
+    assert message in str(err.value)
+
+
+def test_the_keys_command_lists_every_key_with_type_default_and_meaning() -> None:
+    from click.testing import CliRunner
+
+    from vision_core.cli import keys_command
+
+    out = CliRunner().invoke(keys_command, ["deploy.edge"])
+    assert out.exit_code == 0, out.output
+    line = r"^deploy\.edge\.max_frames_per_sec\s+\(float\) 0\.0  # frames taken per second at most"
+    assert re.search(line, out.output, re.M), out.output
+    assert "deploy.edge.fps_limit -> deploy.edge.max_frames_per_sec" in out.output
+    data = CliRunner().invoke(keys_command, ["--json"])
+    rows = json.loads(data.output)["keys"]
+    assert {
+        "key": "train.epochs",
+        "type": "int",
+        "default": 50,
+        "meaning": "training epochs",
+    } in rows
+    assert CliRunner().invoke(keys_command, ["nope"]).exit_code == 2

@@ -145,3 +145,49 @@ def test_console_line_leaves_tracebacks_to_the_jsonl(tmp_path: Path) -> None:
         and "code=3" in buf.getvalue()
     )
     assert "Traceback" in read_jsonl(tmp_path / "l.jsonl")[0]["traceback"]
+
+
+def test_a_camera_password_is_redacted_in_config_json_and_logs(tmp_path: Path) -> None:
+    """rtsp://user:pass@... in the config: the run dir's config.json, metrics and log lines
+    never hold the password (the user name stays, it is not a secret)."""
+    camera = "rtsp://admin:cam-Pa55word@10.0.0.7:554/stream1"
+    cfg = build_config({"run": {"workdir": str(tmp_path)}, "deploy": {"edge": {"camera": camera}}})
+
+    def backend(ctx: RunContext) -> dict[str, Any]:
+        from vision_core.secrets import camera_url
+
+        url = camera_url(ctx.config.deploy.edge.camera)  # registers the password
+        ctx.logger.info("edge.camera", f"opening {url}")
+        ctx.metrics["camera"] = url
+        return {"camera": url}
+
+    registry = KernelRegistry(use_entry_points=False)
+    registry.register_deployer("cam", backend)
+    res = VisionKernel(cfg, registry, console=False).run_callable("deploy-edge", "cam", backend)
+    assert res.ok, res.error
+    for name in ("config.json", "metrics.json", "artifacts.json", "log.jsonl"):
+        text = (res.run_context.run_dir / name).read_text()
+        assert "cam-Pa55word" not in text, name
+    assert (
+        "rtsp://admin:***@10.0.0.7:554/stream1"
+        in (res.run_context.run_dir / "config.json").read_text()
+    )
+
+
+def test_camera_credentials_come_from_an_environment_variable() -> None:
+    from vision_core.errors import ConfigError
+    from vision_core.secrets import camera_url
+
+    env = {"CAM_CREDS": "viewer:s3cret/with@chars"}
+    url = camera_url("rtsp://10.0.0.7/live", "CAM_CREDS", environ=env)
+    assert url == "rtsp://viewer:s3cret%2Fwith%40chars@10.0.0.7/live"
+    assert scrub(f"cannot open {url}") == "cannot open rtsp://viewer:***@10.0.0.7/live"
+    assert camera_url("0") == "0"  # a device index: nothing to add
+    with pytest.raises(ConfigError, match=r"deploy\.edge\.camera is not a URL"):
+        camera_url("0", "CAM_CREDS", environ=env)
+    with pytest.raises(ConfigError, match="keep them only in the environment variable"):
+        camera_url("rtsp://u:p@10.0.0.7/live", "CAM_CREDS", environ=env)
+    with pytest.raises(SecretError, match="'NOPE' is not set"):
+        camera_url("rtsp://10.0.0.7/live", "NOPE", environ=env)
+    with pytest.raises(SecretError, match="must hold user:password"):
+        camera_url("rtsp://10.0.0.7/live", "CAM_CREDS", environ={"CAM_CREDS": "justpass"})

@@ -54,7 +54,7 @@ def test_max_frames_and_fps_limit(tmp_path: Path) -> None:
     root = _folder(tmp_path)
     assert len(list(FrameSource("images", root, max_frames=2))) == 2
     t0 = time.monotonic()
-    frames = list(FrameSource("images", root, fps_limit=20))
+    frames = list(FrameSource("images", root, max_frames_per_sec=20))
     elapsed = time.monotonic() - t0
     assert len(frames) == 3 and elapsed >= 2 / 20 * 0.9
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from vision_core.logging import StructuredLogger
-from vision_core.outbox import Outbox, OutboxError, payloads_as_array
+from vision_core.stats.outbox import Outbox, OutboxError, payloads_as_array
 from vision_core.types import StatsEvent, make_stats_event
 
 
@@ -77,7 +77,7 @@ def test_events_survive_a_killed_process(tmp_path: Path) -> None:
     code = (
         "import os, sys\n"
         "from datetime import UTC, datetime\n"
-        "from vision_core.outbox import Outbox\n"
+        "from vision_core.stats import Outbox\n"
         "from vision_core.types import make_stats_event\n"
         "box = Outbox(sys.argv[1])\n"
         "box.put([make_stats_event(source_id='s', mode='stream', frame_index=i, latency_ms=1,"
@@ -236,3 +236,91 @@ def test_from_config_takes_the_cap_and_policy(tmp_path: Path) -> None:
     ).deploy.stats
     with Outbox.from_config(tmp_path / "o.db", sink) as box:
         assert (box.max_events, box.policy) == (3, "drop_newest")
+
+
+def test_a_single_event_struct_is_put_like_a_batch_of_one(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db") as box:
+        assert box.put(_event(7)) == 1
+        (item,) = box.peek(5)
+        assert (item.event_id, item.kind) == ("cam-1-000007", "frame")
+
+
+def test_dead_letters_leave_the_queue_and_can_be_requeued_or_purged(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db") as box:
+        box.put([_event(i) for i in range(4)])
+        first, second = box.peek(2)
+        assert box.bury(first, 422, "frame_index: too large")
+        assert not box.bury(first, 422, "again")  # no longer pending: nothing happens
+        assert box.bury(second, 500, "internal error")
+        assert box.pending() == 2 and box.dead_count() == 2
+        assert [it.event_id for it in box.peek(10)] == ["cam-1-000002", "cam-1-000003"]
+        dead = box.dead_letters()
+        assert [(d.event_id, d.status, d.reason) for d in dead] == [
+            ("cam-1-000000", 422, "frame_index: too large"),
+            ("cam-1-000001", 500, "internal error"),
+        ]
+        assert json.loads(dead[0].payload)["event_id"] == "cam-1-000000"
+        assert box.requeue_dead([dead[1].id]) == 1  # back in the queue, behind the rest
+        assert [it.event_id for it in box.peek(10)][-1] == "cam-1-000001"
+        assert box.dead_count() == 1 and box.pending() == 3
+        assert box.purge_dead() == 1 and box.dead_count() == 0 and box.dead_letters() == []
+    with Outbox(tmp_path / "o.db") as again:  # the counts survive a restart
+        assert again.pending() == 3 and again.dead_count() == 0
+
+
+def test_dead_letters_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import vision_core.stats.outbox as outbox_module
+
+    monkeypatch.setattr(outbox_module, "MAX_DEAD_LETTERS", 3)
+    with Outbox(tmp_path / "o.db") as box:
+        box.put([_event(i) for i in range(5)])
+        for item in box.peek(5):
+            box.bury(item, 422, "bad")
+        assert box.dead_count() == 3 and box.dropped == 2
+        assert [d.event_id for d in box.dead_letters()] == [f"cam-1-00000{i}" for i in (2, 3, 4)]
+
+
+def test_a_version_1_outbox_is_migrated_with_its_events(tmp_path: Path) -> None:
+    """Files written before event kinds and dead letters existed open with nothing lost."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL "
+        "UNIQUE, created_at REAL NOT NULL, payload BLOB NOT NULL);"
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "PRAGMA user_version = 1;"
+    )
+    from vision_core.types import to_json
+
+    conn.execute(
+        "INSERT INTO events (event_id, created_at, payload) VALUES (?, ?, ?)",
+        ("cam-1-000001", time.time(), to_json(_event(1))),
+    )
+    conn.commit()
+    conn.close()
+    with Outbox(path) as box:
+        (item,) = box.peek(5)
+        assert (item.event_id, item.kind, item.event()) == ("cam-1-000001", "frame", _event(1))
+        assert box.dead_count() == 0
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_events_of_other_kinds_share_the_queue_and_keep_their_kind(tmp_path: Path) -> None:
+    import msgspec
+
+    from vision_core.stats.outbox import register_kind
+
+    class Crossing(msgspec.Struct):
+        event_id: str
+        line: str
+
+    register_kind(Crossing, "crossing")
+    with Outbox(tmp_path / "o.db") as box:
+        box.put([_event(1), Crossing("x-1", "gate"), _event(2)])
+        assert [(it.event_id, it.kind) for it in box.peek(5)] == [
+            ("cam-1-000001", "frame"),
+            ("x-1", "crossing"),
+            ("cam-1-000002", "frame"),
+        ]
+        with pytest.raises(TypeError, match="not an outbox event type"):
+            box.put([msgspec.Struct()])  # type: ignore[list-item]

@@ -21,8 +21,8 @@ import pytest
 from vision_core.config import PipelineConfig
 from vision_core.errors import ConfigError
 from vision_core.logging import StructuredLogger
-from vision_core.outbox import Outbox
-from vision_core.stats_sender import RETRY_AFTER_CEILING_SEC, StatsSender, parse_retry_after
+from vision_core.net.retry import RETRY_AFTER_CAP_SEC, parse_retry_after
+from vision_core.stats import Outbox, StatsRecorder, StatsSender, stats_api_key
 from vision_core.types import StatsEvent, make_stats_event
 
 KEY = "sender-test-key-123"
@@ -51,7 +51,10 @@ class FakeStats:
     script: list[Behaviour] = field(default_factory=list)
     received: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[float, int, dict[str, str]]] = field(default_factory=list)
-    reject_ids: set[str] = field(default_factory=set)
+    reject_ids: set[str] = field(default_factory=set)  # 422 when a batch holds one
+    fault_ids: set[str] = field(default_factory=set)  # 500 when a batch holds one
+    fault_all: bool = False  # 500 for every batch (the service itself is broken)
+    arrived: threading.Event = field(default_factory=threading.Event)  # a request came in
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_behaviour(self) -> Behaviour:
@@ -82,6 +85,7 @@ def _handler(fake: FakeStats) -> type[BaseHTTPRequestHandler]:
             events = json.loads(body)
             with fake.lock:
                 fake.requests.append((time.monotonic(), len(events), dict(self.headers)))
+            fake.arrived.set()
             if behaviour[0] == "drop":  # close without answering
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -97,6 +101,9 @@ def _handler(fake: FakeStats) -> type[BaseHTTPRequestHandler]:
             bad = [e["event_id"] for e in events if e["event_id"] in fake.reject_ids]
             if bad:
                 self._answer(422, {"detail": f"invalid event {bad[0]}"}, {})
+                return
+            if fake.fault_all or any(e["event_id"] in fake.fault_ids for e in events):
+                self._answer(500, {"detail": "internal server error"}, {})
                 return
             with fake.lock:
                 for e in events:
@@ -232,7 +239,7 @@ def test_a_hanging_service_does_not_block_put(
     sender = make_sender(fake_stats.url, timeout_sec=5)
     sender.outbox.put([_event(0)])
     sender.start().notify()
-    time.sleep(0.2)  # the sender is inside its POST now
+    assert fake_stats.arrived.wait(10)  # the sender is inside its POST now
     t0 = time.perf_counter()
     for i in range(1, 50):
         sender.outbox.put([_event(i)])
@@ -242,7 +249,7 @@ def test_a_hanging_service_does_not_block_put(
     assert len(fake_stats.received) == 50
 
 
-def test_a_poison_event_is_isolated_and_dropped_alone(
+def test_a_refused_event_is_isolated_and_set_aside_as_a_dead_letter(
     fake_stats: FakeStats, make_sender: SenderFactory
 ) -> None:
     fake_stats.reject_ids = {"ev-00006"}
@@ -252,8 +259,50 @@ def test_a_poison_event_is_isolated_and_dropped_alone(
     sender.start().notify()
     assert sender.flush(10)
     assert sorted(fake_stats.received) == [f"ev-{i:05d}" for i in range(10) if i != 6]
-    assert sender.rejected_total == 1
-    assert "rejected event ev-00006 (422): invalid event ev-00006" in log_buf.getvalue()
+    assert sender.dead_letters_total == 1
+    (dead,) = sender.outbox.dead_letters()
+    assert (dead.event_id, dead.status, dead.reason) == ("ev-00006", 422, "invalid event ev-00006")
+    assert json.loads(dead.payload)["frame_index"] == 6  # the event itself, kept whole
+    assert "refused event ev-00006 (422): invalid event ev-00006" in log_buf.getvalue()
+
+
+def test_a_5xx_that_follows_one_event_is_isolated_and_the_rest_delivered(
+    fake_stats: FakeStats, make_sender: SenderFactory
+) -> None:
+    """An event the service cannot store (it answers 500 for every batch holding it) would
+    block the outbox for ever: it is isolated by halving, confirmed with the next event
+    alone as a control, and set aside; every other event is delivered, in order."""
+    fake_stats.fault_ids = {"ev-00013"}
+    sender = make_sender(fake_stats.url, batch_size=16, base_backoff_sec=0.01, isolate_after=2)
+    sender.outbox.put([_event(i) for i in range(40)])
+    sender.start().notify()
+    assert sender.flush(30)
+    assert sorted(fake_stats.received) == [f"ev-{i:05d}" for i in range(40) if i != 13]
+    (dead,) = sender.outbox.dead_letters()
+    assert (dead.event_id, dead.status) == ("ev-00013", 500)
+    assert "only this event fails" in dead.reason
+    assert sender.outbox.pending() == 0 and sender.dead_letters_total == 1
+
+
+def test_a_service_that_fails_everything_sets_nothing_aside(
+    fake_stats: FakeStats, make_sender: SenderFactory
+) -> None:
+    """500 for every event is an outage, not a poison event: the control fails too, so
+    nothing becomes a dead letter; once the service is fixed everything is delivered."""
+    fake_stats.fault_all = True
+    sender = make_sender(fake_stats.url, batch_size=8, base_backoff_sec=0.01,
+                         max_backoff_sec=0.05, isolate_after=2)  # fmt: skip
+    sender.outbox.put([_event(i) for i in range(20)])
+    sender.start().notify()
+    deadline = time.monotonic() + 30
+    while len(fake_stats.requests) < 40 and time.monotonic() < deadline:
+        fake_stats.arrived.wait(1)
+        fake_stats.arrived.clear()
+    assert len(fake_stats.requests) >= 40  # isolation and controls were tried, and failed
+    assert sender.outbox.dead_count() == 0 and sender.outbox.pending() == 20
+    fake_stats.fault_all = False
+    assert sender.flush(30)
+    assert len(fake_stats.received) == 20 and sender.dead_letters_total == 0
 
 
 def test_a_wrong_key_keeps_the_events_and_says_why(
@@ -265,7 +314,7 @@ def test_a_wrong_key_keeps_the_events_and_says_why(
     assert not sender.flush(0.5)
     assert sender.outbox.pending() == 1 and not fake_stats.received
     assert "refused the API key (401)" in (sender.outbox.last_error or "")
-    assert "deploy.stats.api_key_env" in (sender.outbox.last_error or "")
+    assert "stats.api_key_env" in (sender.outbox.last_error or "")
 
 
 def test_backoff_is_exponential_jittered_and_capped(tmp_path: Path) -> None:
@@ -283,7 +332,7 @@ def test_backoff_is_exponential_jittered_and_capped(tmp_path: Path) -> None:
             assert cap / 2 <= d <= cap
         assert len({round(d, 6) for d in delays[5:]}) > 1  # jittered at the cap
         assert sender._fail("down", 20.0) == 20.0  # Retry-After above the cap is honoured
-        assert sender._fail("down", 1e9) == RETRY_AFTER_CEILING_SEC
+        assert sender._fail("down", parse_retry_after("1e9")) == RETRY_AFTER_CAP_SEC
 
 
 def test_parse_retry_after() -> None:
@@ -299,27 +348,35 @@ def test_parse_retry_after() -> None:
         assert parse_retry_after(bad) is None
 
 
-def test_from_config_reads_the_key_from_the_environment(tmp_path: Path) -> None:
-    sink = PipelineConfig().deploy.stats
-    with Outbox(tmp_path / "o.db") as box:
-        sender = StatsSender.from_config(box, sink, environ={sink.api_key_env: KEY})
-        assert sender._headers["X-API-Key"] == KEY
+def test_recorder_sends_the_stats_key_from_the_environment(tmp_path: Path) -> None:
+    cfg = PipelineConfig()
+    sink = cfg.deploy.stats
+    key = stats_api_key(cfg, environ={cfg.stats.api_key_env: KEY})
+    recorder = StatsRecorder.open(tmp_path / "o.db", sink, api_key=key)
+    try:
+        sender = recorder.sender
+        assert sender is not None and sender.running
+        assert sender._http._client.headers["X-API-Key"] == KEY
         assert sender.batch_size == sink.batch_size
         assert sender.max_backoff_sec == sink.max_backoff_sec
-        bad = PipelineConfig().deploy.stats.__class__(endpoint="ftp://stats/x")
-        with pytest.raises(ConfigError, match=r"deploy\.stats\.endpoint: .*http"):
-            StatsSender.from_config(box, bad, environ={})
+        assert recorder.flush_timeout_sec == sink.flush_timeout_sec
+    finally:
+        recorder.close(0)
+    bad = sink.__class__(endpoint="ftp://stats/x")
+    with pytest.raises(ConfigError, match=r"deploy\.stats\.endpoint: .*http"):
+        StatsRecorder.open(tmp_path / "o2.db", bad)
 
 
 def test_outbox_and_sender_are_light() -> None:
-    """A device imports them without numpy, OpenCV, ONNX Runtime or an HTTP library."""
+    """A device imports them without numpy, OpenCV, ONNX Runtime or a second HTTP library
+    (httpx is the one HTTP client)."""
     import subprocess
     import sys
 
     code = (
         "import sys, json\n"
-        "import vision_core.outbox, vision_core.stats_sender\n"
-        "heavy = {'numpy', 'cv2', 'onnxruntime', 'httpx', 'requests', 'torch', 'litestar'}\n"
+        "import vision_core.stats\n"
+        "heavy = {'numpy', 'cv2', 'onnxruntime', 'requests', 'urllib3', 'torch', 'litestar'}\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -118,7 +118,7 @@ def test_llm_mode_on_images_with_a_bad_answer_and_a_429(
         tmp_path / "wd",
         *_llm_sets(tmp_path, llm_server, trained_yolo,
                    "deploy.edge.source=images", f"deploy.edge.images_dir={folder}",
-                   "autolabel.llm.qps_limit=50"),
+                   "autolabel.llm.max_requests_per_sec=50"),
     )  # fmt: skip
     assert res.proc.returncode == 0, res.output
     m = res.metrics
@@ -143,8 +143,8 @@ def test_llm_mode_samples_a_live_camera_to_the_qps_limit(
     images = [read_image(p) for p in sorted(val_images.glob("*.png"))[:4]]
     res = _run(
         _llm_sets(tmp_path, llm_server, trained_yolo,
-                  "deploy.edge.source=camera", "deploy.edge.fps_limit=30",
-                  "deploy.edge.max_frames=45", "autolabel.llm.qps_limit=4",
+                  "deploy.edge.source=camera", "deploy.edge.max_frames_per_sec=30",
+                  "deploy.edge.max_frames=45", "autolabel.llm.max_requests_per_sec=4",
                   "autolabel.llm.cache=false"),  # the frames repeat: ask for each
         run_edge_llm,
         capture_factory=lambda target: FakeCapture(images, 1000),

@@ -84,7 +84,7 @@ def test_max_frames_and_fps_limit(tmp_path: Path, trained_yolo: Any, synth_video
         "deploy.edge.source=video",
         f"deploy.edge.video_path={synth_video}",
         "deploy.edge.max_frames=6",
-        "deploy.edge.fps_limit=10",
+        "deploy.edge.max_frames_per_sec=10",
         NO_STATS,
     )
     assert res.proc.returncode == 0, res.output
@@ -104,7 +104,7 @@ def test_max_frames_and_fps_limit(tmp_path: Path, trained_yolo: Any, synth_video
          "deploy.edge.images_dir: image folder not found: nowhere"),
         (["deploy.edge.mode=cloud"], 2,
          "deploy.edge.mode: expected one of 'local', 'stream', 'llm', got 'cloud'"),
-        (["deploy.edge.fps_limit=-1"], 2, "deploy.edge.fps_limit"),
+        (["deploy.edge.max_frames_per_sec=-1"], 2, "deploy.edge.max_frames_per_sec"),
         (["deploy.edge.source=video", "VIDEO", "infer.model_path=nope.onnx"], 1, "nope.onnx"),
         (["deploy.edge.mode=stream", "deploy.edge.on_stream_failure=local", "deploy.edge.source=video",
           "VIDEO", "infer.model_path=nope.onnx"], 1,
@@ -138,7 +138,7 @@ def test_status_shows_the_outbox(tmp_path: Path, trained_yolo: Any, synth_video:
         f"deploy.edge.video_path={synth_video}",
         "deploy.edge.max_frames=5",
         "deploy.stats.endpoint=http://127.0.0.1:9/api/v1/stats/events",  # nothing listens
-        "deploy.edge.flush_timeout_sec=1",
+        "deploy.stats.flush_timeout_sec=1",
     )
     assert res.proc.returncode == 0, res.output
     out = subprocess.run(

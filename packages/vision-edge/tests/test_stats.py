@@ -74,8 +74,8 @@ def test_stats_outage_loses_nothing_and_counts_each_frame_once(
             trained_yolo.onnx,
             synth_video,
             f"deploy.stats.endpoint={stats_endpoint(stats)}",
-            "deploy.edge.fps_limit=5",  # 24 frames: about 5 s
-            "deploy.edge.flush_timeout_sec=20",
+            "deploy.edge.max_frames_per_sec=5",  # 24 frames: about 5 s
+            "deploy.stats.flush_timeout_sec=20",
             "deploy.edge.device_id=cam-outage",
         ),
         log=log,
@@ -117,7 +117,7 @@ def test_sigkill_never_loses_or_duplicates_a_committed_event(
         trained_yolo.onnx,
         synth_video,
         f"deploy.stats.endpoint={stats_endpoint(stats)}",
-        "deploy.edge.fps_limit=8",
+        "deploy.edge.max_frames_per_sec=8",
         "deploy.edge.device_id=cam-kill",
     )
     committed: set[str] = set()
@@ -143,7 +143,7 @@ def test_sigkill_never_loses_or_duplicates_a_committed_event(
         proc.wait()
     committed |= _outbox_ids(outbox) | {r[0] for r in stats_rows(db)}
     # the last run goes to its end and flushes everything, old events included
-    final = run_edge(work, *sets, "deploy.edge.max_frames=4", "deploy.edge.flush_timeout_sec=30")
+    final = run_edge(work, *sets, "deploy.edge.max_frames=4", "deploy.stats.flush_timeout_sec=30")
     assert final.proc.returncode == 0, final.output
     assert final.metrics["events_pending"] == 0 and final.metrics["events_committed"] == 4
     stored = stats_rows(db, "cam-kill")
@@ -169,7 +169,7 @@ def test_sigterm_finishes_flushes_and_exits_0(
             trained_yolo.onnx,
             synth_video,
             f"deploy.stats.endpoint={stats_endpoint(stats)}",
-            "deploy.edge.fps_limit=4",
+            "deploy.edge.max_frames_per_sec=4",
             "deploy.edge.device_id=cam-term",
         ),
         log=log,

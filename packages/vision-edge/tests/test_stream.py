@@ -23,7 +23,8 @@ from vision_core.config import load_config
 from vision_core.infer import load_detector
 from vision_core.logging import StructuredLogger
 from vision_core.media import FrameSource
-from vision_edge.engines import LocalEngine, StreamEngine
+from vision_core.pipeline import LocalEngine
+from vision_edge.engines import StreamEngine
 
 from .conftest import edge_env, run_edge
 
@@ -160,4 +161,4 @@ def test_wrong_api_key_ends_the_run_naming_the_key(
         env=edge_env(VISION_INGEST_API_KEY="wrong-key"),
     )
     assert res.proc.returncode == 1
-    assert "deploy.edge.stream_api_key_env" in res.output and "401" in res.output
+    assert "deploy.remote.api_key_env" in res.output and "401" in res.output

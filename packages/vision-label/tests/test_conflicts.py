@@ -8,12 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from vision_core.config import PipelineConfig
 from vision_core.kernel import RunContext, RunResult, VisionKernel
-from vision_core.media import read_image
+from vision_core.media import Frame
+from vision_core.pipeline import Engine, Outcome
 from vision_core.registry import KernelRegistry
 from vision_core.types import Detection
 from vision_label.engine import label_folder, make_layout
@@ -27,14 +27,23 @@ NEW = [
 ]
 
 
+class StubEngine(Engine):
+    """Known boxes for every image (the merge rule is checked exactly against them)."""
+
+    def __init__(self, dets: list[Detection]) -> None:
+        self.dets = dets
+
+    def prepare(self, frame: Frame) -> None:
+        return None
+
+    def infer(self, frame: Frame, item: Any) -> Outcome:
+        return Outcome(list(self.dets))
+
+
 def run_stub(cfg: PipelineConfig, dets: list[Detection]) -> RunResult:
     def backend(ctx: RunContext) -> dict[str, Any]:
         layout = make_layout(cfg.data.unlabeled_dir, cfg.data.labeled_dir)
-
-        def stage2(img: np.ndarray) -> tuple[np.ndarray, list[Detection]]:
-            return img, list(dets)
-
-        label_folder(ctx, layout, NAMES, read_image, stage2, parallel=2)
+        label_folder(ctx, layout, NAMES, StubEngine(dets), workers=2)
         return {}
 
     registry = KernelRegistry(use_entry_points=False)
@@ -124,3 +133,23 @@ def test_empty_result_writes_an_empty_label_file(
     assert [p.read_text() for p in sorted((labeled / "labels").glob("*.txt"))] == ["", "", ""]
     assert res.run_context.metrics["empty"] == 3
     assert (labeled / "classes.txt").read_text() == "circle\nsquare\ntriangle\n"
+
+
+def test_every_image_is_counted_once_in_a_merge_run(
+    folder: tuple[Path, Path], make_config: Callable[..., PipelineConfig]
+) -> None:
+    """The summary adds up: seen = skipped + new + overwritten + merged + merge_unchanged +
+    failed, whatever each image went through."""
+    src, labeled = folder
+    (labeled / "labels" / "img_00000.txt").write_text(EXISTING)  # gets the square: merged
+    both = "0 0.200000 0.200000 0.200000 0.200000\n1 0.750000 0.750000 0.300000 0.300000\n"
+    (labeled / "labels" / "img_00001.txt").write_text(both)  # has both boxes: unchanged
+    (src / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")  # fails
+    res = run_stub(make_config(src, labeled, "autolabel.on_conflict=merge"), NEW)
+    assert res.ok, res.error
+    m = res.run_context.metrics
+    assert (m["images_seen"], m["merged"], m["merge_unchanged"], m["new"], m["failed"]) == (
+        4, 1, 1, 1, 1
+    )  # fmt: skip
+    assert m["labeled"] == m["new"] + m["overwritten"] + m["merged"] == 2
+    assert m["unaccounted"] == 0

@@ -58,7 +58,9 @@ def test_qps_retries_malformed_cache_and_eval(
     llm_server.fail_next(Fault("status", 502))
     llm_server.fail_next(Fault("status", 503))
     llm_server.fail_image(shas["img_00007.jpg"], Fault("malformed"))
-    cfg = _cfg(tmp_path, subset, llm_server, "qps_limit = 5\nconcurrency = 4\nmax_retries = 3\n")
+    cfg = _cfg(
+        tmp_path, subset, llm_server, "max_requests_per_sec = 5\nconcurrency = 4\nmax_retries = 3\n"
+    )
 
     t0 = time.monotonic()
     code, out = _invoke("llm", "--config", str(cfg))

@@ -18,7 +18,7 @@ import pytest
 from .conftest import write_toml
 
 EXE = Path(sys.executable).parent
-MODEL_ARGS = ["--set", "autolabel.conf=0.001", "--set", "infer.max_det=8"]
+MODEL_ARGS = ["--set", "infer.conf=0.001", "--set", "infer.max_det=8"]
 
 
 def _run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
@@ -51,7 +51,7 @@ def test_bad_files_are_counted_and_good_images_labeled_mirroring_folders(
             "--config",
             str(cfg),
             "--set",
-            f"autolabel.model_path={tiny_yolo_onnx}",
+            f"infer.model_path={tiny_yolo_onnx}",
             "--set",
             "autolabel.visualize=true",
             *MODEL_ARGS,
@@ -79,7 +79,7 @@ def test_missing_model_path_fails_clearly(shapes: tuple[Path, Path], tmp_path: P
     cfg = write_toml(tmp_path / "p.toml", tmp_path / "wd", shapes[0], tmp_path / "out")
     res = _run([str(EXE / "vision-label"), "model", "--config", str(cfg)])
     assert res.returncode == 1
-    assert "autolabel.model_path and infer.model_path are both empty" in res.stdout
+    assert "no model to label with: infer.model_path is empty" in res.stdout
     assert _metrics(tmp_path / "wd")["status"] == "failed"
 
 
@@ -100,7 +100,7 @@ def test_sigkill_leaves_whole_files_and_skip_rerun_equals_an_uninterrupted_run(
     shapes: tuple[Path, Path], tiny_yolo_onnx: Path, tmp_path: Path
 ) -> None:
     src = shapes[0]
-    args = ["--set", f"autolabel.model_path={tiny_yolo_onnx}", *MODEL_ARGS]
+    args = ["--set", f"infer.model_path={tiny_yolo_onnx}", *MODEL_ARGS]
     ref = tmp_path / "ref"
     cfg_ref = write_toml(tmp_path / "ref.toml", tmp_path / "wd_ref", src, ref)
     assert (
@@ -152,7 +152,7 @@ def test_vision_train_trains_on_the_labeled_folder(
             "--config",
             str(cfg),
             "--set",
-            f"autolabel.model_path={tiny_yolo_onnx}",
+            f"infer.model_path={tiny_yolo_onnx}",
             *MODEL_ARGS,
         ]
     )

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from vision_core.logging import StructuredLogger
-from vision_core.outbox import Outbox
+from vision_core.stats import Outbox
 from vision_core.types import Detection, make_stats_event
 from vision_server.settings import ServerSettings
 from vision_server.stats import FrameMeta, ServerStats, event_id_for
@@ -93,6 +93,7 @@ def test_a_broken_outbox_never_fails_a_frame(
     stats.outbox.close()  # every put now raises
     stats.record([FrameMeta("cam", 1, None, 0.0)], [[]], 0.001)
     stats.record([FrameMeta("cam", 2, None, 0.0)], [[]], 0.001)
-    assert stats.errors_total == 2
-    assert buf.getvalue().count("stats events not recorded") == 1  # throttled
+    assert stats.recorder.record_errors_total == 2
+    assert stats.snapshot()["record_errors_total"] == 2
+    assert buf.getvalue().count("events not recorded") == 1  # throttled
     stats.slot.release()

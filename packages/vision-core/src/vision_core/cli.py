@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from vision_core.config import PipelineConfig, load_config
+from vision_core.config import (
+    RENAMED_KEYS,
+    ConfigDeprecationWarning,
+    PipelineConfig,
+    describe_schema,
+    load_config,
+)
 from vision_core.errors import VisionError
 from vision_core.secrets import scrub
 
@@ -47,7 +55,15 @@ def load_cli_config(
     failed run dir with metrics.json when its config is invalid.
     """
     try:
-        return load_config(config_path, overrides)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConfigDeprecationWarning)
+            cfg = load_config(config_path, overrides)
+        for w in caught:
+            if issubclass(w.category, ConfigDeprecationWarning):
+                click.echo(f"warning: {w.message}", err=True)
+            else:  # not ours: hand it on as it came
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return cfg
     except VisionError as exc:
         click.echo(f"Error: {scrub(str(exc))}", err=True)
         if record_as is not None:
@@ -88,3 +104,41 @@ def version_option(package: str) -> Callable[[F], F]:
 def fail(message: str, code: int = 1) -> None:
     click.echo(f"Error: {scrub(message)}", err=True)
     sys.exit(code)
+
+
+def _show_default(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return json.dumps({str(k): v for k, v in value.items()})
+    return str(value)
+
+
+@click.command("keys")
+@click.argument("prefix", required=False, default="")
+@click.option("--json", "as_json", is_flag=True, help="Print the keys as JSON.")
+def keys_command(prefix: str, as_json: bool) -> None:
+    """Every config key with its type, default and meaning (PREFIX: e.g. deploy.edge).
+
+    Old key names still accepted are listed last, with the key that replaced them.
+    """
+    rows = [r for r in describe_schema() if r[0].startswith(prefix)]
+    renamed = {old: new for old, new in RENAMED_KEYS.items() if new.startswith(prefix)}
+    if not rows and not renamed:
+        fail(f"no config key starts with {prefix!r}", code=2)
+    if as_json:
+        out = {
+            "keys": [{"key": k, "type": t, "default": d, "meaning": doc} for k, t, d, doc in rows],
+            "renamed": renamed,
+        }
+        click.echo(json.dumps(out, indent=2, default=str))
+        return
+    width = max((len(r[0]) for r in rows), default=0)
+    for key, tname, default, doc in rows:
+        click.echo(f"{key:<{width}}  ({tname}) {_show_default(default)}  # {doc}")
+    if renamed:
+        click.echo("\nrenamed (old names still accepted until 0.3, with a warning):")
+        for old, new in renamed.items():
+            click.echo(f"  {old} -> {new}")

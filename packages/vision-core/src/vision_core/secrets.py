@@ -10,8 +10,9 @@ import os
 import re
 import threading
 from collections.abc import Mapping
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from vision_core.errors import SecretError
+from vision_core.errors import ConfigError, SecretError
 
 _known: set[str] = set()
 _lock = threading.Lock()
@@ -89,3 +90,51 @@ def scrub(text: str) -> str:
     if "://" in text or "password" in text.lower():
         text = redact_dsn(text)
     return text
+
+
+def camera_url(
+    camera: str,
+    credentials_env: str = "",
+    *,
+    key_path: str = "deploy.edge.camera_credentials_env",
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """The camera to open: a device index, or a URL with its credentials.
+
+    `credentials_env` names an environment variable holding `user:password` for a camera
+    URL (`rtsp://host/stream`): they are put into the URL here, at the last moment, so the
+    config file, config.json and every log line only ever see the URL without them. A
+    password written in the URL itself works too; either way it is registered for scrub().
+    """
+    parts = urlsplit(camera) if "://" in camera else None
+    if not credentials_env:
+        if parts is not None and parts.password:
+            register(unquote(parts.password))
+            register(parts.password)
+        return camera
+    if parts is None or not parts.hostname:
+        raise ConfigError(
+            f"{key_path} is set, but deploy.edge.camera is not a URL ({camera!r}): credentials "
+            "are for network cameras (rtsp://, http://)"
+        )
+    if parts.username or parts.password:
+        raise ConfigError(
+            f"{key_path} is set and deploy.edge.camera carries credentials too: keep them only "
+            f"in the environment variable {credentials_env!r}"
+        )
+    secret = resolve_secret(credentials_env, key_path=key_path, required=True, environ=environ)
+    user, sep, password = secret.reveal().partition(":")
+    if not sep:
+        raise SecretError(
+            f"{key_path}: environment variable {credentials_env!r} must hold user:password"
+        )
+    register(password)
+    register(quote(password, safe=""))
+    host = parts.netloc
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def redact_url(text: str) -> str:
+    """`text` with the password of any URL in it blanked (the user name stays)."""
+    return _DSN_PASSWORD_URL.sub(lambda m: f"{m['head']}{MASK}{m['at']}", text)

@@ -6,12 +6,13 @@ runtime loop (`vision_edge.runtime`).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from vision_core.config.schema import PipelineConfig
 from vision_core.errors import ConfigError
 from vision_core.kernel import RunContext
-from vision_edge.engines import Engine, LLMEngine, LocalEngine, StreamEngine
+from vision_core.pipeline import Engine, LocalEngine
 from vision_edge.runtime import run_with
 
 __all__ = ["run_edge_llm", "run_edge_local", "run_edge_stream"]
@@ -20,8 +21,6 @@ __all__ = ["run_edge_llm", "run_edge_local", "run_edge_stream"]
 def _local(cfg: PipelineConfig, runners: int = 1) -> LocalEngine:
     """The local engine; with several runners each session run gets cores/runners threads
     (unless infer.threads says otherwise), so the runs share the CPU instead of fighting."""
-    import os
-
     from vision_core.infer import detector_from_config
 
     threads = None
@@ -36,6 +35,7 @@ def _local_engine(ctx: RunContext) -> Engine:
 
 def _stream_engine(ctx: RunContext) -> Engine:
     from vision_core.secrets import resolve_secret
+    from vision_edge.engines import StreamEngine
 
     cfg = ctx.config
     edge = cfg.deploy.edge
@@ -48,12 +48,16 @@ def _stream_engine(ctx: RunContext) -> Engine:
                 "deploy.edge.on_stream_failure = 'local' needs a local model: "
                 f"{exc} (or set deploy.edge.on_stream_failure = 'skip')"
             ) from exc
-    key = resolve_secret(edge.stream_api_key_env, key_path="deploy.edge.stream_api_key_env")
+    key = resolve_secret(cfg.deploy.remote.api_key_env, key_path="deploy.remote.api_key_env")
     return StreamEngine(edge, key.reveal(), fallback=fallback, logger=ctx.logger)
 
 
 def _llm_engine(ctx: RunContext) -> Engine:
+    from vision_core.errors import require
+
+    require("openai", "vision-edge[llm]", "llm mode")
     from vision_core.llm import LLMDetector, llm_api_key, llm_class_names
+    from vision_core.pipeline import LLMEngine
 
     cfg = ctx.config
     llm = cfg.autolabel.llm
@@ -69,7 +73,7 @@ def _llm_engine(ctx: RunContext) -> Engine:
         detector,
         quality=edge.jpeg_quality,
         sample=edge.source == "camera",
-        qps_limit=llm.qps_limit,
+        max_requests_per_sec=llm.max_requests_per_sec,
     )
 
 
@@ -83,6 +87,3 @@ def run_edge_stream(ctx: RunContext, **kwargs: Any) -> dict[str, Any]:
 
 def run_edge_llm(ctx: RunContext, **kwargs: Any) -> dict[str, Any]:
     return run_with(ctx, _llm_engine, **kwargs)
-
-
-RUNNERS = {"local": run_edge_local, "stream": run_edge_stream, "llm": run_edge_llm}

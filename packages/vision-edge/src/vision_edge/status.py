@@ -1,12 +1,31 @@
-"""`vision-edge status`: what the device's outbox holds, without changing it."""
+"""`vision-edge status` and `vision-edge dead-letters`: the device's outbox, read or repaired.
+
+Status reads without changing anything. Dead letters (events the statistics service
+refused for good, see vision_core.stats.sender) can be listed, exported as JSONL (the
+event, its status and the reason), put back in the queue once the service is fixed, or
+purged.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from vision_core.config.schema import PipelineConfig
-from vision_core.outbox import Outbox
+from vision_core.stats import DeadLetter, Outbox
 from vision_edge.runtime import outbox_path
+
+
+@contextmanager
+def open_outbox(cfg: PipelineConfig) -> Iterator[Outbox | None]:
+    path = outbox_path(cfg)
+    if not path.is_file():
+        yield None
+        return
+    with Outbox(path, max_events=cfg.deploy.stats.outbox_max_events) as outbox:
+        yield outbox
 
 
 def outbox_status(cfg: PipelineConfig) -> dict[str, Any]:
@@ -18,17 +37,36 @@ def outbox_status(cfg: PipelineConfig) -> dict[str, Any]:
         "pending": 0,
         "oldest_age_sec": None,
         "dropped_total": 0,
+        "dead_letters": 0,
         "last_error": None,
     }
-    if not path.is_file():
-        return info
-    with Outbox(path, max_events=cfg.deploy.stats.outbox_max_events) as outbox:
+    with open_outbox(cfg) as outbox:
+        if outbox is None:
+            return info
         pending = outbox.pending()
         info.update(
             pending=pending,
             oldest_age_sec=round(outbox.oldest_age(), 3) if pending else None,
             dropped_total=outbox.dropped,
+            dead_letters=outbox.dead_count(),
             last_error=outbox.last_error,
             integrity=outbox.integrity_check(),
         )
     return info
+
+
+def dead_letter_record(dead: DeadLetter) -> dict[str, Any]:
+    """A dead letter as one JSON-able record (its event decoded when it is JSON)."""
+    try:
+        event: Any = json.loads(dead.payload)
+    except ValueError:
+        event = dead.payload.decode("utf-8", "replace")
+    return {
+        "id": dead.id,
+        "event_id": dead.event_id,
+        "kind": dead.kind,
+        "status": dead.status,
+        "reason": dead.reason,
+        "failed_at": dead.failed_at,
+        "event": event,
+    }

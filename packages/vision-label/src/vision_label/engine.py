@@ -1,19 +1,23 @@
 """The labeling loop both backends share: scan, conflicts, overlap, atomic writes, counts.
 
-Work is split in two stages. `stage1(path)` runs in a thread pool ahead of the main loop
-(decoding for the model backend; decode + the LLM call for the llm backend), `stage2`
-runs in order on the main thread (the ONNX inference for the model backend), so decoding
-overlaps inference. Each label file is written atomically (temp file + rename), so a run
-killed at any point leaves whole files only, and a rerun with `skip` finishes the rest.
+The work on the images is vision-core's `FramePipeline` with the backend's engine (the
+ONNX model's `LocalEngine`, the vision LLM's `LLMEngine`): files are decoded and prepared
+in `workers` threads ahead of the model; the model runs on this thread (`runners` = 1) or,
+for the LLM, in `runners` parallel requests; results come back in file order. Each label
+file is written atomically (temp file + rename), so a run killed at any point leaves whole
+files only, and a rerun with `skip` finishes the rest.
+
+Every image seen is counted exactly once, in one of: `skipped` (a label existed), `new`,
+`overwritten`, `merged` (boxes added to an existing file), `merge_unchanged` (every new box
+overlapped one there) or `failed`; `labeled` = new + overwritten + merged.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +25,10 @@ from typing import Any
 import click
 import numpy as np
 
-from vision_core.errors import VisionError
 from vision_core.fsutil import atomic_write_bytes, atomic_write_text
 from vision_core.kernel import RunContext
-from vision_core.media import draw_detections, list_images
+from vision_core.media import Frame, draw_detections, encode_jpeg, list_images, read_frame
+from vision_core.pipeline import Engine, FramePipeline
 from vision_core.types import Detection
 from vision_label.errors import LabelConfigError
 from vision_label.labels import (
@@ -36,9 +40,6 @@ from vision_label.labels import (
 )
 
 MAX_LISTED_FAILURES = 100
-
-Stage1 = Callable[[Path], Any]
-Stage2 = Callable[[Any], tuple[np.ndarray, list[Detection]]]
 
 
 @dataclass
@@ -57,6 +58,18 @@ class LabelCounts:
     per_class: Counter[str] = field(default_factory=Counter)
     processed: int = 0  # images run through a backend (not skipped)
 
+    @property
+    def accounted(self) -> int:
+        """Images in exactly one of the outcome counts (equals `seen` at the end)."""
+        return (
+            self.skipped
+            + self.new
+            + self.overwritten
+            + self.merged
+            + self.merge_unchanged
+            + self.failed
+        )
+
     def as_metrics(self, elapsed: float) -> dict[str, Any]:
         return {
             "images_seen": self.seen,
@@ -69,6 +82,7 @@ class LabelCounts:
             "boxes_added_by_merge": self.boxes_added_by_merge,
             "empty": self.empty,
             "failed": self.failed,
+            "unaccounted": self.seen - self.accounted,  # 0: every image is in one count
             "failures": self.failures[:MAX_LISTED_FAILURES],
             "detections_total": sum(self.per_class.values()),
             "detections_per_class": dict(sorted(self.per_class.items())),
@@ -131,12 +145,12 @@ def label_folder(
     ctx: RunContext,
     layout: Layout,
     names: Mapping[int, str],
-    stage1: Stage1,
-    stage2: Stage2,
+    engine: Engine,
     *,
-    parallel: int,
+    workers: int,
+    runners: int = 1,
 ) -> LabelCounts:
-    """Label every image of `layout.unlabeled` (see the module docstring)."""
+    """Label every image of `layout.unlabeled` with `engine` (see the module docstring)."""
     cfg = ctx.config.autolabel
     log = ctx.logger
     counts = LabelCounts()
@@ -164,35 +178,43 @@ def label_folder(
     def publish() -> None:
         ctx.metrics.update(counts.as_metrics(time.perf_counter() - t0))
 
-    window = max(2, parallel * 2)
+    def open_image(entry: tuple[Path, Path]) -> Frame:
+        return read_frame(entry[0])
+
+    pipeline: FramePipeline[tuple[Path, Path]] = FramePipeline(
+        engine,
+        open=open_image,
+        prepare_workers=workers,
+        prepare_ahead=max(2, workers * 2, runners * 2),
+        runners=runners,
+    )
     show = sys.stderr.isatty()
-    with (
-        ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="label") as pool,
-        click.progressbar(
-            length=len(todo), label="labeling", file=sys.stderr, hidden=not show
-        ) as bar,
-    ):
-        pending: deque[tuple[Path, Path, Future[Any]]] = deque()
-        it = iter(todo)
-
-        def refill() -> None:
-            while len(pending) < window:
-                nxt = next(it, None)
-                if nxt is None:
-                    return
-                pending.append((nxt[0], nxt[1], pool.submit(stage1, nxt[0])))
-
-        refill()
-        while pending:
-            img_path, rel, fut = pending.popleft()
-            refill()
-            try:
-                image, dets = stage2(fut.result())
-                _write(ctx, layout, img_path, rel, image, dets, counts)
-            except (VisionError, OSError, ValueError) as exc:
+    with click.progressbar(
+        length=len(todo), label="labeling", file=sys.stderr, hidden=not show
+    ) as bar:
+        for job in pipeline.run(todo):
+            img_path, rel = job.input
+            outcome = job.outcome
+            if job.frame is None or outcome is None or outcome.dropped is not None:
+                error = (
+                    str(job.error)
+                    if job.error is not None
+                    else (outcome.error if outcome is not None else None) or "no answer"
+                )
                 counts.failed += 1
-                counts.failures.append({"image": rel.as_posix(), "error": str(exc)})
-                log.warn("autolabel.image_failed", f"{rel.as_posix()}: {exc}", image=str(img_path))
+                counts.failures.append({"image": rel.as_posix(), "error": error})
+                log.warn(
+                    "autolabel.image_failed", f"{rel.as_posix()}: {error}", image=str(img_path)
+                )
+            else:
+                try:
+                    _write(ctx, layout, img_path, rel, job.frame.image, outcome.detections, counts)
+                except (OSError, ValueError) as exc:
+                    counts.failed += 1
+                    counts.failures.append({"image": rel.as_posix(), "error": str(exc)})
+                    log.warn(
+                        "autolabel.image_failed", f"{rel.as_posix()}: {exc}", image=str(img_path)
+                    )
             counts.processed += 1
             bar.update(1)
             if counts.processed % 50 == 0:
@@ -210,6 +232,7 @@ def _write(
     dets: list[Detection],
     counts: LabelCounts,
 ) -> None:
+    """Write one image's labels (and image link, preview); counts it once all succeeded."""
     cfg = ctx.config.autolabel
     h, w = image.shape[:2]
     boxes = [b for b in (detection_to_box(d, w, h) for d in dets) if b is not None]
@@ -218,33 +241,25 @@ def _write(
     if exists and cfg.on_conflict == "skip":  # appeared while we ran: still never touch it
         counts.skipped += 1
         return
+    added = 0
     if exists and cfg.on_conflict == "merge":
         old = target.read_bytes().decode("utf-8")
         text, added = merge(old, boxes, cfg.merge_iou)
         if added:
             atomic_write_text(target, text, fsync=False)
-            counts.merged += 1
-            counts.boxes_added_by_merge += added
-            counts.labeled += 1
-        else:
-            counts.merge_unchanged += 1
+        outcome = "merged" if added else "merge_unchanged"
     else:
         atomic_write_text(target, render(boxes), fsync=False)
-        counts.labeled += 1
-        if exists:
-            counts.overwritten += 1
-        else:
-            counts.new += 1
-        if not boxes:
-            counts.empty += 1
-    names = {d.class_id: d.class_name for d in dets}  # what the backend found (per-class figures)
-    counts.per_class.update(names.get(b.class_id, str(b.class_id)) for b in boxes)
+        outcome = "overwritten" if exists else "new"
     link_or_copy(img_path, layout.images / rel)
     if cfg.visualize:
-        import cv2
-
-        ok, buf = cv2.imencode(".jpg", draw_detections(image, dets))
-        if ok:
-            atomic_write_bytes(
-                (layout.previews / rel).with_suffix(".jpg"), buf.tobytes(), fsync=False
-            )
+        preview = encode_jpeg(draw_detections(image, dets))
+        atomic_write_bytes((layout.previews / rel).with_suffix(".jpg"), preview, fsync=False)
+    setattr(counts, outcome, getattr(counts, outcome) + 1)
+    if outcome != "merge_unchanged":
+        counts.labeled += 1
+    counts.boxes_added_by_merge += added
+    if outcome in ("new", "overwritten") and not boxes:
+        counts.empty += 1
+    names = {d.class_id: d.class_name for d in dets}  # what the backend found (per-class figures)
+    counts.per_class.update(names.get(b.class_id, str(b.class_id)) for b in boxes)

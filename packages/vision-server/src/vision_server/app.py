@@ -221,7 +221,7 @@ def create_app(
                         type="apiKey",
                         name="X-API-Key",
                         security_scheme_in="header",
-                        description="deploy.remote.ingest_api_key_env names the variable",
+                        description="deploy.remote.api_key_env names the variable",
                     )
                 }
             ),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from vision_core.config import InferSection, PipelineConfig, RemoteSection, StatsSink
 from vision_core.secrets import Secret, resolve_secret
+from vision_core.stats import stats_api_key
 from vision_server.errors import ServerConfigError
 
 
@@ -40,13 +41,9 @@ class ServerSettings:
             workdir=Path(cfg.run.workdir).resolve(),
             log_level=cfg.run.log_level,
             api_key=resolve_secret(
-                remote.ingest_api_key_env,
-                key_path="deploy.remote.ingest_api_key_env",
-                environ=environ,
+                remote.api_key_env, key_path="deploy.remote.api_key_env", environ=environ
             ),
-            stats_api_key=resolve_secret(
-                sink.api_key_env, key_path="deploy.stats.api_key_env", environ=environ
-            ),
+            stats_api_key=stats_api_key(cfg, environ),
         )
 
     @property
@@ -85,7 +82,7 @@ class ServerSettings:
         if not self.api_key and not self.remote.allow_anonymous:
             env = self.api_key.env_name
             raise ServerConfigError(
-                f"deploy.remote.ingest_api_key_env: environment variable {env!r} is not set "
+                f"deploy.remote.api_key_env: environment variable {env!r} is not set "
                 f"or empty, so no client could send frames: export {env}=<key>, or set "
                 "deploy.remote.allow_anonymous = true to accept frames without a key"
             )

@@ -4,9 +4,10 @@ The server OWNS the stats of stream mode: an edge device streaming frames here r
 none of its own (see the README), so every frame is counted once, by the process that ran
 the model on it. Events are built and committed to the outbox in the inference thread,
 right after their batch (one transaction per batch), before the clients get their answers;
-the sender thread POSTs them to `deploy.stats.endpoint`. Nothing here can fail or slow a
-frame request beyond that local commit: an outbox error is counted and logged, and the
-frame is answered anyway.
+the sender thread POSTs them to `deploy.stats.endpoint`. The outbox and sender lifecycle
+is vision-core's `StatsRecorder` (the edge's too): nothing here can fail or slow a frame
+request beyond that local commit: an outbox error is counted and logged, and the frame is
+answered anyway.
 
 One outbox per worker process, in slots: a worker takes the lowest free
 `<workdir>/outbox/server-<k>.db`, holding `server-<k>.lock` (flock) while it runs. After a
@@ -24,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,8 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from vision_core.logging import StructuredLogger
-from vision_core.outbox import Outbox, OutboxError
-from vision_core.stats_sender import StatsSender
+from vision_core.stats import Outbox, OutboxError, StatsRecorder
 from vision_core.types import Detection, StatsEvent, make_stats_event, utc_now
 from vision_server.settings import ServerSettings
 
@@ -43,7 +42,6 @@ __all__ = ["FrameMeta", "ServerStats", "event_id_for"]
 MODE = "stream"
 MAX_SLOTS = 1024
 _EVENT_NS = uuid.UUID("5f0c7f0e-4d55-4bb4-9f43-7a1c2f6d3e01")
-_ERROR_LOG_EVERY_SEC = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +97,7 @@ class _Slot:
 
 
 class ServerStats:
-    """The outbox (and sender, when an endpoint is set) of one server worker."""
+    """The stats recorder (outbox, and sender when an endpoint is set) of one server worker."""
 
     def __init__(self, settings: ServerSettings, log: StructuredLogger, model_name: str) -> None:
         self.settings = settings
@@ -108,24 +106,18 @@ class ServerStats:
         self.slot = _Slot.claim(settings.outbox_dir)
         sink = settings.stats
         try:
-            self.outbox = Outbox.from_config(self.slot.db, sink, logger=log)
+            self.recorder = StatsRecorder.open(
+                self.slot.db,
+                sink,
+                api_key=settings.stats_api_key,
+                logger=log,
+                name=f"stats-sender-{self.slot.index}",
+            )
         except BaseException:
             self.slot.release()
             raise
+        self.outbox = self.recorder.outbox
         self.adopted = self._adopt_orphans()
-        self.sender: StatsSender | None = None
-        if sink.endpoint:
-            self.sender = StatsSender(
-                self.outbox,
-                sink.endpoint,
-                api_key=settings.stats_api_key,
-                batch_size=sink.batch_size,
-                max_backoff_sec=sink.max_backoff_sec,
-                logger=log,
-                name=f"stats-sender-{self.slot.index}",
-            ).start()
-        self.errors_total = 0
-        self._last_error_log = 0.0
         log.info(
             "server.stats",
             f"stats: outbox {self.slot.db} ({self.outbox.pending()} pending"
@@ -196,44 +188,19 @@ class ServerStats:
         self, metas: Sequence[FrameMeta], detections: Sequence[list[Detection]], done_at: float
     ) -> None:
         """Commit one batch's events (inference thread). Never raises."""
-        try:
-            self.outbox.put(self.events_for(metas, detections, done_at))
-        except Exception as exc:  # a full disk must not fail frames
-            self.errors_total += 1
-            now = time.monotonic()
-            if now - self._last_error_log >= _ERROR_LOG_EVERY_SEC:
-                self._last_error_log = now
-                self.log.error(
-                    "server.stats_error",
-                    f"stats events not recorded ({type(exc).__name__}: {exc}); frames are "
-                    "still served",
-                    errors_total=self.errors_total,
-                )
-            return
-        if self.sender is not None:
-            self.sender.notify()
+        self.recorder.record(self.events_for(metas, detections, done_at))
 
     def snapshot(self) -> dict[str, Any]:
-        snap: dict[str, Any] = {
-            "outbox": str(self.slot.db),
-            "endpoint": self.settings.stats.endpoint,
-            "pending": self.outbox.pending(),
-            "dropped_total": self.outbox.dropped,
-            "record_errors_total": self.errors_total,
-            "last_error": self.outbox.last_error,
-        }
-        if self.sender is not None:
-            snap.update(self.sender.snapshot())
+        snap = self.recorder.snapshot()
+        snap["outbox"] = snap.pop("path")
+        snap["endpoint"] = self.settings.stats.endpoint
         return snap
 
     def close(self) -> bool:
-        """Flush up to deploy.remote.stats_flush_sec, close; True when nothing is pending."""
-        drained = False
+        """Flush up to deploy.stats.flush_timeout_sec, close; True when nothing is pending."""
         try:
-            if self.sender is not None:
-                drained = self.sender.close(self.settings.remote.stats_flush_sec)
-            pending = self.outbox.pending()
-            drained = pending == 0
+            drained = self.recorder.close()
+            pending = self.recorder.snapshot().get("pending", 0)
             if pending:
                 self.log.info(
                     "server.stats_kept",
@@ -242,6 +209,5 @@ class ServerStats:
                     pending=pending,
                 )
         finally:
-            self.outbox.close()
             self.slot.release()
         return drained

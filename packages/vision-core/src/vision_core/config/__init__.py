@@ -1,6 +1,7 @@
 """The pipeline config: schema, loading, overrides, validation."""
 
 from vision_core.config.load import (
+    ConfigDeprecationWarning,
     apply_overrides,
     build_config,
     config_to_dict,
@@ -9,6 +10,7 @@ from vision_core.config.load import (
     read_config_file,
 )
 from vision_core.config.schema import (
+    RENAMED_KEYS,
     AutolabelSection,
     DataSection,
     DeploySection,
@@ -28,7 +30,9 @@ from vision_core.config.schema import (
 )
 
 __all__ = [
+    "RENAMED_KEYS",
     "AutolabelSection",
+    "ConfigDeprecationWarning",
     "DataSection",
     "DeploySection",
     "EdgeSection",

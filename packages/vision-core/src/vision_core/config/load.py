@@ -14,12 +14,13 @@ import re
 import tomllib
 import types
 import typing
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from vision_core.config.schema import PipelineConfig
+from vision_core.config.schema import RENAMED_KEYS, PipelineConfig
 from vision_core.errors import ConfigError
 from vision_core.secrets import MASK, redact_dsn
 
@@ -31,6 +32,77 @@ _FALSE = {"false", "0", "no", "off"}
 
 class _CliValue(str):
     """A value typed on the command line: parsed by the schema type, not taken as is."""
+
+
+class ConfigDeprecationWarning(FutureWarning):
+    """A config key was given by its old name (still accepted for one minor version)."""
+
+
+_MISSING = object()
+
+
+def _pop_path(data: dict[str, Any], path: str) -> Any:
+    """Remove and return the value at a dotted path (_MISSING when it is not there)."""
+    *head, last = path.split(".")
+    node: Any = data
+    for part in head:
+        node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            return _MISSING
+    return node.pop(last, _MISSING) if isinstance(node, dict) else _MISSING
+
+
+def _get_path(data: dict[str, Any], path: str) -> Any:
+    node: Any = data
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    *head, last = path.split(".")
+    node = data
+    for part in head:
+        child = node.get(part)
+        if not isinstance(child, dict):  # a wrong type here is reported by the validator
+            child = node[part] = {} if child is None else child
+            if not isinstance(child, dict):
+                return
+        node = child
+    node[last] = value
+
+
+def apply_renames(data: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Move values given under old key names (RENAMED_KEYS) to their new names, in place.
+
+    Returns (notes, problems): a deprecation note per old key used, and a problem where an
+    old key and its new key (or two old keys of one new key, with different values) are
+    both set.
+    """
+    notes: list[str] = []
+    problems: list[str] = []
+    moved: dict[str, tuple[str, Any]] = {}
+    for old, new in RENAMED_KEYS.items():
+        value = _pop_path(data, old)
+        if value is _MISSING:
+            continue
+        if new in moved:
+            first_old, first_value = moved[new]
+            if first_value != value:
+                problems.append(
+                    f"{old}: renamed to {new}, and {first_old} (also renamed to it) is set to "
+                    f"another value ({_show(first_value)} vs {_show(value)}): set {new} once"
+                )
+            continue
+        if _get_path(data, new) is not _MISSING:
+            problems.append(f"{old}: renamed to {new}, which is set too: keep only {new}")
+            continue
+        moved[new] = (old, value)
+        _set_path(data, new, value)
+        notes.append(f"{old} is deprecated, use {new} (the old name is accepted until 0.3)")
+    return notes, problems
 
 
 def _show(value: Any) -> str:
@@ -295,6 +367,11 @@ def build_config(
 ) -> PipelineConfig:
     """Validate a raw mapping (plus overrides) into a PipelineConfig or raise ConfigError."""
     data = apply_overrides(raw or {}, overrides)
+    notes, renamed_problems = apply_renames(data)
+    if renamed_problems:
+        raise ConfigError(renamed_problems, source=source)
+    for note in notes:
+        warnings.warn(note, ConfigDeprecationWarning, stacklevel=3)
     v = _Validator()
     cfg: PipelineConfig = v.section(PipelineConfig, data, "")
     if v.problems:
@@ -312,7 +389,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
 
 
 def config_to_dict(cfg: Any, *, redact: bool = True) -> dict[str, Any]:
-    """The resolved config as plain data (secrets redacted: DSN passwords)."""
+    """The resolved config as plain data (secrets redacted: DSN and URL passwords)."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
@@ -320,8 +397,8 @@ def config_to_dict(cfg: Any, *, redact: bool = True) -> dict[str, Any]:
             out[f.name] = config_to_dict(value, redact=redact)
         elif isinstance(value, dict):
             out[f.name] = {str(k): v for k, v in value.items()}
-        elif redact and f.metadata.get("dsn") and isinstance(value, str):
-            out[f.name] = redact_dsn(value)
+        elif redact and isinstance(value, str) and (f.metadata.get("dsn") or "://" in value):
+            out[f.name] = redact_dsn(value)  # any URL may carry a password (a camera's)
         else:
             out[f.name] = value
     return out
@@ -349,7 +426,9 @@ def describe_schema(cls: Any = PipelineConfig, prefix: str = "") -> list[tuple[s
 
 __all__ = [
     "MASK",
+    "ConfigDeprecationWarning",
     "apply_overrides",
+    "apply_renames",
     "build_config",
     "config_to_dict",
     "describe_schema",

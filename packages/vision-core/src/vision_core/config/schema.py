@@ -18,6 +18,22 @@ from vision_core.config.fields import opt, section
 
 FROZEN = {"frozen": True, "slots": True, "kw_only": True}
 
+# Renamed keys: the old path is still accepted until the next minor version (0.3), with a
+# warning naming the new key. Several old keys may map to one new key (they meant one thing).
+RENAMED_KEYS: dict[str, str] = {
+    "deploy.edge.flush_timeout_sec": "deploy.stats.flush_timeout_sec",
+    "deploy.remote.stats_flush_sec": "deploy.stats.flush_timeout_sec",
+    "deploy.edge.stream_api_key_env": "deploy.remote.api_key_env",
+    "deploy.remote.ingest_api_key_env": "deploy.remote.api_key_env",
+    "deploy.stats.api_key_env": "stats.api_key_env",
+    "autolabel.conf": "infer.conf",
+    "autolabel.iou": "infer.iou",
+    "autolabel.model_path": "infer.model_path",
+    "train.faster_rcnn.num_workers": "train.faster_rcnn.workers",
+    "deploy.edge.fps_limit": "deploy.edge.max_frames_per_sec",
+    "autolabel.llm.qps_limit": "autolabel.llm.max_requests_per_sec",
+}
+
 
 @dataclass(**FROZEN)
 class RunSection:
@@ -88,7 +104,7 @@ class FasterRCNNTrainSection:
     lr: float = opt(0.01, "SGD learning rate", gt=0)
     momentum: float = opt(0.9, "SGD momentum", ge=0, lt=1)
     weight_decay: float = opt(0.0005, "SGD weight decay (L2)", ge=0)
-    num_workers: int = opt(0, "DataLoader workers", ge=0)
+    workers: int = opt(0, "DataLoader workers", ge=0)
     max_samples: int = opt(0, "cap on training images (0 = all)", ge=0)
 
 
@@ -154,7 +170,7 @@ class LLMSection:
     timeout_sec: float = opt(60.0, "per-request timeout", gt=0)
     max_retries: int = opt(5, "retries on 429/5xx/timeouts", ge=0)
     retry_backoff_sec: float = opt(1.0, "first backoff; doubles each retry, plus jitter", ge=0)
-    qps_limit: float = opt(2.0, "requests per second, shared by all workers", gt=0)
+    max_requests_per_sec: float = opt(2.0, "requests per second, shared by all workers", gt=0)
     concurrency: int = opt(4, "parallel requests", ge=1)
     max_tokens: int = opt(1024, "answer token cap", ge=1)
     structured_output: bool = opt(True, "ask for JSON via response_format (falls back to text)")
@@ -170,16 +186,11 @@ class AutolabelSection:
     on_conflict: Literal["skip", "overwrite", "merge"] = opt(
         "skip", "when a label file already exists"
     )
-    iou: float = opt(0.7, "NMS IoU threshold of the model backend", gt=0, le=1)
-    conf: float = opt(0.25, "confidence threshold of the model backend", ge=0, le=1)
     merge_iou: float = opt(
         0.5, "merge: new box added only if IoU with every same-class box is below", gt=0, le=1
     )
     visualize: bool = opt(False, "save annotated previews beside the labels")
-    workers: int = opt(2, "decode threads", ge=1)
-    model_path: str = opt(
-        "", "ONNX model of the model backend; empty = infer.model_path", path_like=True
-    )
+    workers: int = opt(2, "decode threads (the model backend's thresholds are infer.*)", ge=1)
     llm: LLMSection = section(LLMSection)
 
 
@@ -189,17 +200,20 @@ class EdgeSection:
 
     mode: Literal["local", "stream", "llm"] = opt("local", "where inference happens")
     source: Literal["camera", "video", "images"] = opt("images", "frame source")
-    camera: str = opt("0", "camera device index or an RTSP/HTTP URL")
+    camera: str = opt("0", "camera device index or an RTSP/HTTP URL (no password in it: see next)")
+    camera_credentials_env: str = opt(
+        "",
+        "env var holding user:password for a camera URL (empty = none); kept out of every "
+        "file and log",
+        env_name=True,
+    )
     video_path: str = opt("", "video file (source = video)", path_like=True)
     images_dir: str = opt("", "image folder (source = images)", path_like=True)
-    fps_limit: float = opt(0.0, "max frames per second (0 = unlimited)", ge=0)
+    max_frames_per_sec: float = opt(0.0, "frames taken per second at most (0 = unlimited)", ge=0)
     max_frames: int = opt(0, "stop after this many frames (0 = until the source ends)", ge=0)
     device_id: str = opt("edge-01", "source id recorded in every stats event")
     stream_endpoint: str = opt(
         "http://127.0.0.1:8000/api/v1/frame", "vision-server frame URL (stream mode)"
-    )
-    stream_api_key_env: str = opt(
-        "VISION_INGEST_API_KEY", "env var with the server's API key", env_name=True
     )
     jpeg_quality: int = opt(85, "JPEG quality of streamed frames", ge=1, le=100)
     timeout_sec: float = opt(5.0, "HTTP timeout for frames", gt=0)
@@ -209,7 +223,6 @@ class EdgeSection:
     save_annotated: bool = opt(False, "write annotated frames to the run's outputs/")
     annotate_every: int = opt(10, "save every Nth annotated frame", ge=1)
     reconnect_max_backoff_sec: float = opt(30.0, "cap of the camera reopen backoff", gt=0)
-    flush_timeout_sec: float = opt(10.0, "on shutdown, time to flush the stats outbox", ge=0)
     runners: int = opt(
         1,
         "local mode: frames in the model at once, each run on cores/runners threads "
@@ -226,8 +239,10 @@ class RemoteSection:
     host: str = opt("127.0.0.1", "listen address")
     port: int = opt(8000, "listen port", ge=0, le=65535)
     workers: int = opt(1, "uvicorn worker processes, each with its own model session", ge=1)
-    ingest_api_key_env: str = opt(
-        "VISION_INGEST_API_KEY", "env var with the X-API-Key clients must send", env_name=True
+    api_key_env: str = opt(
+        "VISION_INGEST_API_KEY",
+        "env var with the X-API-Key the server requires (and stream-mode edges send)",
+        env_name=True,
     )
     allow_anonymous: bool = opt(False, "accept requests without a key when the key is empty")
     max_body_mb: float = opt(16.0, "largest request body (413 above)", gt=0)
@@ -238,9 +253,6 @@ class RemoteSection:
     rate_limit_per_sec: float = opt(0.0, "per-client requests per second (0 = off)", ge=0)
     record_stats: bool = opt(
         True, "server records one StatsEvent per frame (edge in stream mode does not)"
-    )
-    stats_flush_sec: float = opt(
-        5.0, "on shutdown, time to flush the stats outbox (the rest stays on disk)", ge=0
     )
     runners: int = opt(
         0,
@@ -258,13 +270,18 @@ class StatsSink:
     endpoint: str = opt(
         "http://127.0.0.1:8100/api/v1/stats/events", "stats ingest URL; empty = keep locally"
     )
-    api_key_env: str = opt("VISION_STATS_API_KEY", "env var with the stats API key", env_name=True)
     outbox_max_events: int = opt(100_000, "outbox cap", ge=1)
     outbox_policy: Literal["drop_oldest", "drop_newest"] = opt(
         "drop_oldest", "what goes when the outbox is full"
     )
     batch_size: int = opt(100, "events per POST", ge=1, le=10_000)
     max_backoff_sec: float = opt(30.0, "cap of the resend backoff", gt=0)
+    flush_timeout_sec: float = opt(
+        3.0,
+        "on shutdown, time to flush the outbox (the rest stays on disk for the next start); "
+        "keep it under the 10 s a container runtime waits after SIGTERM",
+        ge=0,
+    )
 
 
 @dataclass(**FROZEN)
@@ -284,7 +301,9 @@ class StatsSection:
     host: str = opt("127.0.0.1", "listen address")
     port: int = opt(8100, "listen port", ge=0, le=65535)
     api_key_env: str = opt(
-        "VISION_STATS_API_KEY", "env var with the ingest X-API-Key", env_name=True
+        "VISION_STATS_API_KEY",
+        "env var with the ingest X-API-Key (the service requires it, edges and servers send it)",
+        env_name=True,
     )
     allow_anonymous: bool = opt(False, "accept events without a key when the key is empty")
     max_body_mb: float = opt(8.0, "largest ingest body (413 above)", gt=0)

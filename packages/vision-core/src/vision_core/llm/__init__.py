@@ -15,7 +15,7 @@ require("openai", "vision-core[llm]", "the vision LLM client")
 
 from vision_core.llm.cache import ResponseCache, cache_key  # noqa: E402
 from vision_core.llm.client import LLMAnswer, LLMClient, LLMStats  # noqa: E402
-from vision_core.llm.detector import LLMDetector, encode_image  # noqa: E402
+from vision_core.llm.detector import LLMDetector  # noqa: E402
 from vision_core.llm.errors import LLMCallError, LLMError, LLMParseError  # noqa: E402
 from vision_core.llm.parse import ParsedAnswer, extract_json, parse_answer  # noqa: E402
 from vision_core.llm.prompt import answer_schema, build_prompt  # noqa: E402
@@ -36,7 +36,6 @@ __all__ = [
     "answer_schema",
     "build_prompt",
     "cache_key",
-    "encode_image",
     "extract_json",
     "llm_api_key",
     "llm_class_names",

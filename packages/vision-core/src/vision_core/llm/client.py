@@ -4,9 +4,9 @@ The `openai` client runs with ``max_retries=0``; this module does the retrying s
 every attempt passes the shared token bucket and a server's ``Retry-After`` is honoured:
 
 - retried: HTTP 429, 500, 502, 503, timeouts and connection errors, up to
-  `max_retries` times; the wait before retry k (0-based) is
-  ``retry_backoff_sec * 2**k * (1 + U(0, 0.25))`` (jitter), or the server's Retry-After
-  when that is longer;
+  `max_retries` times; the wait before retry k (0-based) is vision_core.net's `Backoff`:
+  ``retry_backoff_sec * 2**k`` capped at `MAX_BACKOFF_SEC`, less up to a quarter (jitter),
+  or the server's Retry-After (capped by `parse_retry_after`) when that is longer;
 - a 400 that names ``response_format``/``json_schema`` turns structured output off for
   this client (every thread) and repeats the call at once, asking for JSON in the text;
 - anything else fails the call (LLMCallError) at once.
@@ -18,7 +18,6 @@ caller stores an answer with `remember()` only after it parsed.
 from __future__ import annotations
 
 import base64
-import email.utils
 import hashlib
 import random
 import threading
@@ -32,13 +31,14 @@ import openai
 from vision_core.llm.cache import ResponseCache, cache_key
 from vision_core.llm.errors import LLMCallError
 from vision_core.llm.ratelimit import TokenBucket
+from vision_core.net.retry import Backoff, parse_retry_after
 from vision_core.secrets import Secret, scrub
 
 if TYPE_CHECKING:
     from vision_core.config.schema import LLMSection
 
 RETRY_STATUS = frozenset({429, 500, 502, 503})
-MAX_RETRY_AFTER_SEC = 300.0
+MAX_BACKOFF_SEC = 120.0
 
 
 class Logger(Protocol):
@@ -99,21 +99,6 @@ class LLMAnswer:
     attempts: int = 0
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, min(float(value), MAX_RETRY_AFTER_SEC))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, min(when.timestamp() - time.time(), MAX_RETRY_AFTER_SEC))
-
-
 def _mentions_response_format(exc: openai.APIStatusError) -> bool:
     text = f"{exc.message} {exc.body}".lower()
     return "response_format" in text or "json_schema" in text
@@ -143,13 +128,14 @@ class LLMClient:
             max_retries=0,
         )
         self.cache = cache
-        self.bucket = bucket or TokenBucket(settings.qps_limit)
+        self.bucket = bucket or TokenBucket(settings.max_requests_per_sec)
         self.logger = logger
         self.stats = LLMStats()
         self.structured = settings.structured_output
         self._sleep = sleep
-        self._rng = rng or random.Random()
-        self._rng_lock = threading.Lock()
+        self._backoff = Backoff(
+            max(settings.retry_backoff_sec, 1e-3), MAX_BACKOFF_SEC, jitter=0.25, rng=rng
+        )
 
     def close(self) -> None:
         self._openai.close()
@@ -158,11 +144,7 @@ class LLMClient:
 
     def backoff(self, retry: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number `retry` (0-based)."""
-        base = self.settings.retry_backoff_sec * (2**retry)
-        with self._rng_lock:
-            jitter = self._rng.uniform(0.0, 0.25)
-        delay = base * (1.0 + jitter)
-        return max(delay, retry_after) if retry_after is not None else delay
+        return self._backoff.delay(retry + 1, retry_after)
 
     def complete(
         self,

@@ -22,16 +22,6 @@ from vision_core.types import Detection
 CACHE_FILE = "llm-cache.sqlite"
 
 
-def encode_image(image_bgr: Any, quality: int = 90) -> bytes:
-    """JPEG bytes of a BGR image (needs the `infer` extra for OpenCV)."""
-    import cv2
-
-    ok, buf = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise LLMError("cannot encode the image as JPEG")
-    return bytes(buf.tobytes())
-
-
 class LLMDetector:
     """`detect(image_bgr)` / `detect_encoded(data, mime, w, h)` -> list[Detection]."""
 
@@ -71,7 +61,9 @@ class LLMDetector:
 
     def detect(self, image_bgr: Any) -> list[Detection]:
         h, w = image_bgr.shape[:2]
-        return self.detect_encoded(encode_image(image_bgr), "image/jpeg", w, h).detections
+        from vision_core.media.codec import encode_jpeg  # OpenCV: vision-core[infer]
+
+        return self.detect_encoded(encode_jpeg(image_bgr, 90), "image/jpeg", w, h).detections
 
     def detect_encoded(
         self, data: bytes, mime: str, width: int, height: int, *, sha256: str | None = None

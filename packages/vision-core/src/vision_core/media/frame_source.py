@@ -5,7 +5,7 @@
 - video: ends cleanly at the end of the file; a missing file is a MediaError;
 - camera: a capture that fails or drops is reopened with capped exponential backoff,
   forever (each attempt reported through `on_reconnect`), until `max_frames` or `stop()`.
-`fps_limit` throttles by sleeping; `max_frames` > 0 stops after that many frames.
+`max_frames_per_sec` throttles by sleeping; `max_frames` > 0 stops after that many frames.
 """
 
 from __future__ import annotations
@@ -21,19 +21,13 @@ from vision_core.errors import MediaError, require
 
 require("cv2", "vision-core[infer]", "frame sources")
 import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+
+from vision_core.media.codec import read_frame  # noqa: E402
+from vision_core.media.frame import Frame  # noqa: E402
+from vision_core.net.retry import Backoff  # noqa: E402
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 SourceKind = Literal["camera", "video", "images"]
-
-
-@dataclass(slots=True)
-class Frame:
-    index: int
-    image: np.ndarray
-    ts: float  # time.time() when read
-    name: str = ""  # file name (images) or "" (video/camera)
-    data: bytes | None = None  # the file's encoded bytes (images), so they can be sent as-is
 
 
 def list_images(folder: str | Path, *, recursive: bool = True) -> list[Path]:
@@ -48,28 +42,23 @@ def list_images(folder: str | Path, *, recursive: bool = True) -> list[Path]:
     )
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image as BGR uint8; MediaError naming the file and the reason otherwise."""
-    return _read_encoded(Path(path))[0]
-
-
-def _read_encoded(p: Path) -> tuple[np.ndarray, bytes]:
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise MediaError(f"{p}: cannot read ({exc.strerror or exc})") from None
-    if not data:
-        raise MediaError(f"{p}: empty file (0 bytes)")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise MediaError(f"{p}: not a decodable image (corrupt or unsupported format)")
-    return img, data
-
-
 CaptureFactory = Callable[[int | str], Any]
 
 
+# a network camera that stops sending makes OpenCV's read wait this long before it gives up
+# (its FFmpeg default is 30 s): the reopen loop then takes over
+CAMERA_TIMEOUT_MSEC = 5000
+
+
 def _default_capture(target: int | str) -> Any:
+    if isinstance(target, str) and "://" in target:
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            CAMERA_TIMEOUT_MSEC,
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            CAMERA_TIMEOUT_MSEC,
+        ]
+        return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
     return cv2.VideoCapture(target)
 
 
@@ -77,7 +66,7 @@ def _default_capture(target: int | str) -> Any:
 class FrameSource:
     kind: SourceKind
     target: str | Path
-    fps_limit: float = 0.0
+    max_frames_per_sec: float = 0.0
     max_frames: int = 0
     reconnect_max_backoff_sec: float = 30.0
     on_skip: Callable[[Path, str], None] | None = None
@@ -100,12 +89,19 @@ class FrameSource:
         self._stop.set()
 
     @property
+    def display_target(self) -> str:
+        """The target as it may be shown: a camera URL's password blanked."""
+        from vision_core.secrets import redact_url
+
+        return redact_url(str(self.target))
+
+    @property
     def camera_target(self) -> int | str:
         t = str(self.target).strip()
         return int(t) if t.isdigit() else t
 
     def __iter__(self) -> Iterator[Frame]:
-        period = 1.0 / self.fps_limit if self.fps_limit > 0 else 0.0
+        period = 1.0 / self.max_frames_per_sec if self.max_frames_per_sec > 0 else 0.0
         next_at = time.monotonic()
         for count, frame in enumerate(self._raw(), start=1):
             if period:
@@ -129,13 +125,13 @@ class FrameSource:
     def _images(self) -> Iterator[Frame]:
         for path in self._files:
             try:
-                img, data = _read_encoded(path)
+                frame = read_frame(path)
             except MediaError as exc:
                 self.skipped.append((str(path), str(exc)))
                 if self.on_skip:
                     self.on_skip(path, str(exc))
                 continue
-            yield Frame(0, img, time.time(), path.name, data)
+            yield frame
 
     def _video(self) -> Iterator[Frame]:
         cap = self.capture_factory(str(self.target))
@@ -153,8 +149,7 @@ class FrameSource:
             cap.release()
 
     def _camera(self) -> Iterator[Frame]:
-        backoff = 0.5
-        attempt = 0
+        backoff = Backoff(0.5, self.reconnect_max_backoff_sec, jitter=0.0)
         while not self._stop.is_set():
             cap = self.capture_factory(self.camera_target)
             got_any = False
@@ -165,17 +160,16 @@ class FrameSource:
                         if not ok or img is None:
                             break
                         got_any = True
-                        backoff = 0.5
+                        backoff.reset()
                         yield Frame(0, img, time.time())
             finally:
                 cap.release()
             if self._stop.is_set():
                 return
-            attempt += 1
             self.reconnects += 1
             reason = "capture dropped" if got_any else "cannot open capture"
+            delay = backoff.next()
             if self.on_reconnect:
-                self.on_reconnect(attempt, backoff, reason)
-            if self._stop.wait(backoff):
+                self.on_reconnect(self.reconnects, delay, reason)
+            if self._stop.wait(delay):
                 return
-            backoff = min(backoff * 2, self.reconnect_max_backoff_sec)

@@ -171,7 +171,7 @@ def run_faster_rcnn_train(ctx: RunContext) -> dict[str, Any]:
         [(p, info.names) for p in train_images],
         batch_size=f.batch,
         shuffle=True,
-        num_workers=f.num_workers,
+        num_workers=f.workers,
         collate_fn=_collate,
         generator=torch.Generator().manual_seed(cfg.run.seed),
     )

@@ -1,11 +1,15 @@
-"""A durable outbox of StatsEvents: a SQLite file between the producer and the sender.
+"""A durable outbox of events: a SQLite file between the producer and the sender.
 
 The producer (an edge device, a server worker) `put`s the events of its frames; `put`
 returns only after the transaction has COMMITTED, so an event that was acknowledged to the
-caller survives a crash of the process. The sender (`vision_core.stats_sender`) `peek`s a
+caller survives a crash of the process. The sender (`vision_core.stats.sender`) `peek`s a
 batch, POSTs it, and `ack`s the ids that the statistics service took. Nothing is removed
 before it is acknowledged, so a stats outage loses nothing: the events wait on disk, up to
 the cap.
+
+Events of several kinds share one outbox and one order (`kind`: "frame" for a StatsEvent;
+the tracking events add theirs): each row carries its kind, and the sender delivers each
+kind where it belongs.
 
 Storage:
 
@@ -15,11 +19,16 @@ Storage:
   only an OS crash or power cut can lose the last commits. FULL adds one fsync per commit
   (milliseconds on the SD cards and eMMC of edge devices, paid on every frame batch); pass
   `synchronous="FULL"` where power cuts are common and the write rate is low.
-- rows: `events(id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT UNIQUE, created_at REAL,
-  payload BLOB)`. AUTOINCREMENT never reuses an id, so a late `ack` can never delete a newer
-  row; event_id is unique, so putting an event twice stores it once (the statistics store
-  deduplicates by event_id too). payload is the event's JSON: the sender concatenates
-  payloads into a JSON array without decoding them.
+- rows: `events(id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT UNIQUE, kind TEXT,
+  created_at REAL, payload BLOB)`. AUTOINCREMENT never reuses an id, so a late `ack` can
+  never delete a newer row; event_id is unique, so putting an event twice stores it once (the
+  statistics store deduplicates by event_id too). payload is the event's JSON: the sender
+  concatenates payloads into a JSON array without decoding them.
+- `dead_letters(...)`: events the service refused for good (a 4xx naming the event, or a
+  5xx that follows one event around while its neighbours go through: see the sender). They
+  leave the queue so that everything behind them is delivered, and wait here, with the
+  status and reason, until an operator exports, retries or purges them (`vision-edge
+  dead-letters`). At most `MAX_DEAD_LETTERS` are kept (oldest go first, counted).
 - `meta(key, value)`: the dropped-event counter and the last send error, kept across restarts.
 
 Cap: at most `max_events` rows. When full, `policy` decides, in the same transaction as the
@@ -42,7 +51,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import msgspec
 
@@ -55,6 +64,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DROP_LOG_EVERY_SEC",
+    "FRAME_KIND",
+    "MAX_DEAD_LETTERS",
+    "DeadLetter",
     "Outbox",
     "OutboxError",
     "OutboxItem",
@@ -65,18 +77,33 @@ __all__ = [
 OutboxPolicy = Literal["drop_oldest", "drop_newest"]
 Synchronous = Literal["NORMAL", "FULL"]
 DROP_LOG_EVERY_SEC = 10.0
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+MAX_DEAD_LETTERS = 10_000
+FRAME_KIND = "frame"  # a StatsEvent
 _ID_CHUNK = 500  # SQLite host parameters per statement, well under every build's limit
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL DEFAULT 'frame',
     created_at REAL NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL DEFAULT 'frame',
+    created_at REAL NOT NULL,
+    failed_at REAL NOT NULL,
+    status INTEGER NOT NULL,
+    reason TEXT NOT NULL,
     payload BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# version 1 files: events had no kind column (every event was a StatsEvent)
+_MIGRATE_1_TO_2 = "ALTER TABLE events ADD COLUMN kind TEXT NOT NULL DEFAULT 'frame'"
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(StatsEvent)
@@ -86,17 +113,57 @@ class OutboxError(VisionError):
     """The outbox file cannot be opened or written (disk full, permissions, locked)."""
 
 
+class Event(Protocol):
+    """What the outbox stores: any event struct with a unique id."""
+
+    event_id: str
+
+
+# the kind of each event type the outbox carries; the tracking events register theirs
+_KINDS: dict[type, str] = {StatsEvent: FRAME_KIND}
+
+
+def register_kind(cls: type, kind: str) -> None:
+    """Declare the outbox kind of an event type (its row's `kind`, its delivery route)."""
+    if not kind.replace("_", "").isalnum():
+        raise ValueError(f"an event kind is a plain word, got {kind!r}")
+    _KINDS[cls] = kind
+
+
+def kind_of(event: object) -> str:
+    try:
+        return _KINDS[type(event)]
+    except KeyError:
+        raise TypeError(f"{type(event).__name__} is not an outbox event type") from None
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
-    """A pending event: its row id (what `ack` takes) and its JSON."""
+    """A pending event: its row id (what `ack` takes), its kind and its JSON."""
 
     id: int
     event_id: str
     created_at: float  # unix time of the put
-    payload: bytes  # the StatsEvent as JSON
+    payload: bytes  # the event as JSON
+    kind: str = FRAME_KIND
 
     def event(self) -> StatsEvent:
+        """The payload as a StatsEvent (frame events only)."""
         return _decoder.decode(self.payload)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An event the service refused for good, with why."""
+
+    id: int
+    event_id: str
+    kind: str
+    created_at: float  # unix time of the put
+    failed_at: float  # unix time it was set aside
+    status: int  # the HTTP status of the last refusal (0: no HTTP answer)
+    reason: str
+    payload: bytes
 
 
 class Outbox:
@@ -147,6 +214,7 @@ class Outbox:
                 moved_to=str(aside),
             )
         self._count = int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+        self._dead = int(self._conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
         self._dropped = int(self._meta("dropped_total") or 0)
         self._last_error = self._meta("last_error")
 
@@ -174,9 +242,11 @@ class Outbox:
             if str(mode).lower() != "wal":
                 raise OutboxError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-            conn.executescript(_SCHEMA)
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            if version == 0:
+            if version == 1:
+                conn.execute(_MIGRATE_1_TO_2)
+            conn.executescript(_SCHEMA)
+            if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             elif version > SCHEMA_VERSION:
                 raise OutboxError(
@@ -232,18 +302,24 @@ class Outbox:
         except sqlite3.Error as exc:
             raise OutboxError(f"cannot {verb} the outbox {self.path}: {exc}") from exc
 
-    def put(self, events: StatsEvent | Iterable[StatsEvent]) -> int:
+    def put(self, events: Event | Iterable[Event]) -> int:
         """Store events in one transaction; returns how many new rows were stored.
 
         Returns only after COMMIT. Events already in the outbox (same event_id) are not
         stored again. When the cap is reached, `policy` drops the oldest rows or these new
         events (counted in `dropped`, logged). Raises OutboxError when SQLite cannot write.
         """
-        batch = [events] if isinstance(events, StatsEvent) else list(events)
+        batch: list[Event] = (
+            list(events) if isinstance(events, Iterable) else [events]  # a struct or a batch
+        )
         if not batch:
             return 0
         now = time.time()
-        rows = [(ev.event_id, now, _encoder.encode(ev)) for ev in batch]
+        kinds = [kind_of(ev) for ev in batch]  # TypeError for a type the outbox does not carry
+        rows = [
+            (ev.event_id, kind, now, _encoder.encode(ev))
+            for ev, kind in zip(batch, kinds, strict=True)
+        ]
         with self._lock:
             self._check_open()
             dropped = 0
@@ -254,7 +330,8 @@ class Outbox:
                     rows = rows[:room]
                 before = self._conn.total_changes
                 self._conn.executemany(
-                    "INSERT OR IGNORE INTO events (event_id, created_at, payload) VALUES (?, ?, ?)",
+                    "INSERT OR IGNORE INTO events (event_id, kind, created_at, payload) "
+                    "VALUES (?, ?, ?, ?)",
                     rows,
                 )
                 stored = self._conn.total_changes - before
@@ -297,20 +374,22 @@ class Outbox:
 
     # -- sender --------------------------------------------------------------------------------
 
-    def peek(self, n: int) -> list[OutboxItem]:
-        """The oldest `n` pending events, oldest first (nothing is removed)."""
+    def peek(self, n: int, offset: int = 0) -> list[OutboxItem]:
+        """The oldest `n` pending events after the first `offset`, oldest first (nothing is
+        removed)."""
         if n < 1:
             return []
         with self._lock:
             self._check_open()
             try:
                 rows = self._conn.execute(
-                    "SELECT id, event_id, created_at, payload FROM events ORDER BY id LIMIT ?",
-                    (n,),
+                    "SELECT id, event_id, created_at, payload, kind FROM events "
+                    "ORDER BY id LIMIT ? OFFSET ?",
+                    (n, max(0, offset)),
                 ).fetchall()
             except sqlite3.Error as exc:
                 raise OutboxError(f"cannot read the outbox {self.path}: {exc}") from exc
-        return [OutboxItem(int(r[0]), str(r[1]), float(r[2]), bytes(r[3])) for r in rows]
+        return [OutboxItem(int(r[0]), str(r[1]), float(r[2]), bytes(r[3]), str(r[4])) for r in rows]
 
     def ack(self, ids: Iterable[int]) -> int:
         """Remove delivered events by row id; returns how many rows went. Unknown ids are fine."""
@@ -328,6 +407,109 @@ class Outbox:
                 removed = self._conn.total_changes - before
             self._count = max(0, self._count - removed)
             return removed
+
+    # -- dead letters --------------------------------------------------------------------------
+
+    def bury(self, item: OutboxItem, status: int, reason: str) -> bool:
+        """Move a pending event to the dead letters (the service refused it for good).
+
+        Returns False when the event was no longer pending. Beyond MAX_DEAD_LETTERS the
+        oldest dead letters go (counted in `dropped`, as the cap of the queue is).
+        """
+        with self._lock:
+            self._check_open()
+            with self._transaction("update"):
+                row = self._conn.execute(
+                    "SELECT event_id, kind, created_at, payload FROM events WHERE id = ?",
+                    (item.id,),
+                ).fetchone()
+                if row is None:
+                    return False
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO dead_letters "
+                    "(event_id, kind, created_at, failed_at, status, reason, payload) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (row[0], row[1], row[2], time.time(), int(status), reason[:2000], row[3]),
+                )
+                self._conn.execute("DELETE FROM events WHERE id = ?", (item.id,))
+                dead = int(self._conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
+                over = max(0, dead - MAX_DEAD_LETTERS)
+                if over:
+                    self._conn.execute(
+                        "DELETE FROM dead_letters WHERE id IN "
+                        "(SELECT id FROM dead_letters ORDER BY id LIMIT ?)",
+                        (over,),
+                    )
+                    self._set_meta("dropped_total", str(self._dropped + over))
+            self._count = max(0, self._count - 1)
+            self._dead = dead - over
+            if over:
+                self._dropped += over
+                self._note_drop(over)
+            return True
+
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """The dead letters, oldest first."""
+        with self._lock:
+            self._check_open()
+            rows = self._conn.execute(
+                "SELECT id, event_id, kind, created_at, failed_at, status, reason, payload "
+                "FROM dead_letters ORDER BY id LIMIT ?",
+                (-1 if limit is None else int(limit),),
+            ).fetchall()
+        return [
+            DeadLetter(
+                int(r[0]),
+                str(r[1]),
+                str(r[2]),
+                float(r[3]),
+                float(r[4]),
+                int(r[5]),
+                str(r[6]),
+                bytes(r[7]),
+            )
+            for r in rows
+        ]
+
+    def dead_count(self) -> int:
+        """How many dead letters there are."""
+        with self._lock:
+            return self._dead
+
+    def requeue_dead(self, ids: Iterable[int] | None = None) -> int:
+        """Put dead letters (all, or these row ids) back in the queue, behind what is pending;
+        returns how many went back."""
+        return self._take_dead(ids, requeue=True)
+
+    def purge_dead(self, ids: Iterable[int] | None = None) -> int:
+        """Delete dead letters (all, or these row ids) for good; returns how many went."""
+        return self._take_dead(ids, requeue=False)
+
+    def _take_dead(self, ids: Iterable[int] | None, *, requeue: bool) -> int:
+        where, params = "", ()  # type: tuple[str, tuple[int, ...]]
+        if ids is not None:
+            id_list = tuple(dict.fromkeys(int(i) for i in ids))
+            if not id_list:
+                return 0
+            where, params = f" WHERE id IN ({','.join('?' * len(id_list))})", id_list
+        with self._lock:
+            self._check_open()
+            with self._transaction("update"):
+                before = self._conn.total_changes
+                if requeue:
+                    self._conn.execute(
+                        "INSERT OR IGNORE INTO events (event_id, kind, created_at, payload) "
+                        f"SELECT event_id, kind, created_at, payload FROM dead_letters{where} "
+                        "ORDER BY id",
+                        params,
+                    )
+                moved = self._conn.total_changes - before
+                self._conn.execute(f"DELETE FROM dead_letters{where}", params)
+                removed = self._conn.total_changes - before - moved
+                count = int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+            self._count = count
+            self._dead = max(0, self._dead - removed)
+            return moved if requeue else removed
 
     # -- observation -------------------------------------------------------------------------
 
