@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,7 +88,8 @@ def _absent(venv: Path, modules: list[str]) -> list[str]:
 
 def test_device_install_of_vision_edge_is_light(tmp_path: Path, wheels: dict[str, Path]) -> None:
     venv = _fresh_venv(tmp_path, [wheels["vision_edge"], wheels["vision_core"]])
-    assert _absent(venv, ["torch", "torchvision", "ultralytics", "litestar"]) == []
+    # local and stream mode need no LLM client: openai comes only with vision-edge[llm]
+    assert _absent(venv, ["torch", "torchvision", "ultralytics", "litestar", "openai"]) == []
     assert _absent(venv, ["onnxruntime", "cv2", "vision_edge"]) == [
         "onnxruntime",
         "cv2",
@@ -136,6 +138,50 @@ def test_vision_edge_alone_runs_local_mode_on_images_and_video(
         assert run["status"] == "ok"
         assert run["metrics"]["frames"] == (16 if source == "images" else 24)
         assert run["metrics"]["detections_total"] > 0
+
+
+def test_llm_mode_needs_the_llm_extra_and_runs_with_it(
+    tmp_path: Path, wheels: dict[str, Path], llm_server: Any, synth_dataset: Path
+) -> None:
+    """Without the extra, llm mode says what to install; with vision-edge[llm] it runs."""
+    import json
+
+    val = synth_dataset / "images" / "val"
+    for img in sorted(val.glob("*"))[:4]:
+        llm_server.register(img, synth_dataset / "labels" / "val" / f"{img.stem}.txt")
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    args = [
+        "run",
+        "--set", f"run.workdir={tmp_path / 'wd'}",
+        "--set", "deploy.edge.mode=llm",
+        "--set", f"deploy.edge.images_dir={val}",
+        "--set", "deploy.edge.max_frames=4",
+        "--set", "deploy.stats.endpoint=",
+        "--set", f"autolabel.llm.base_url={llm_server.url}",
+        "--set", "autolabel.llm.api_key_env=",
+        "--set", "class_map=circle,square,triangle",
+    ]  # fmt: skip
+    light = _fresh_venv(tmp_path / "light", [wheels["vision_edge"], wheels["vision_core"]])
+    res = subprocess.run(
+        [str(light / "bin" / "vision-edge"), *args],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert res.returncode != 0
+    assert 'pip install "vision-edge[llm]"' in res.stdout + res.stderr
+    edge_llm = f"{wheels['vision_edge']}[llm]"
+    full = _fresh_venv(tmp_path / "llm", [Path(edge_llm), wheels["vision_core"]])
+    assert _absent(full, ["openai"]) == ["openai"]
+    res = subprocess.run(
+        [str(full / "bin" / "vision-edge"), *args],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    (run,) = [
+        json.loads(p.read_text())
+        for p in (tmp_path / "wd" / "runs").glob("*/metrics.json")
+        if json.loads(p.read_text())["status"] == "ok"
+    ]
+    assert run["metrics"]["frames"] == 4 and run["metrics"]["detections_total"] > 0
 
 
 def test_vision_stats_installs_without_torch_or_onnxruntime(

@@ -6,18 +6,17 @@ import io
 import json
 import random
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.fixtures.fake_stats import FakeStats
+from tests.fixtures.services import STATS_KEY
 from vision_core.config import PipelineConfig
 from vision_core.errors import ConfigError
 from vision_core.logging import StructuredLogger
@@ -25,7 +24,7 @@ from vision_core.net.retry import RETRY_AFTER_CAP_SEC, parse_retry_after
 from vision_core.stats import Outbox, StatsRecorder, StatsSender, stats_api_key
 from vision_core.types import StatsEvent, make_stats_event
 
-KEY = "sender-test-key-123"
+KEY = STATS_KEY
 
 
 def _event(i: int, event_id: str | None = None) -> StatsEvent:
@@ -37,95 +36,6 @@ def _event(i: int, event_id: str | None = None) -> StatsEvent:
         detections=[],
         event_id=event_id or f"ev-{i:05d}",
     )
-
-
-# A behaviour answers one request: ("ok",), ("status", code, headers), ("drop",), ("hang", s)
-Behaviour = tuple[Any, ...]
-
-
-@dataclass
-class FakeStats:
-    """A stats ingest endpoint: stores events by event_id, fails as scripted."""
-
-    url: str = ""
-    script: list[Behaviour] = field(default_factory=list)
-    received: dict[str, dict[str, Any]] = field(default_factory=dict)
-    requests: list[tuple[float, int, dict[str, str]]] = field(default_factory=list)
-    reject_ids: set[str] = field(default_factory=set)  # 422 when a batch holds one
-    fault_ids: set[str] = field(default_factory=set)  # 500 when a batch holds one
-    fault_all: bool = False  # 500 for every batch (the service itself is broken)
-    arrived: threading.Event = field(default_factory=threading.Event)  # a request came in
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def next_behaviour(self) -> Behaviour:
-        with self.lock:
-            return self.script.pop(0) if self.script else ("ok",)
-
-
-def _handler(fake: FakeStats) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as vision-stats under uvicorn
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _answer(self, code: int, body: dict[str, Any], headers: dict[str, str]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            behaviour = fake.next_behaviour()
-            events = json.loads(body)
-            with fake.lock:
-                fake.requests.append((time.monotonic(), len(events), dict(self.headers)))
-            fake.arrived.set()
-            if behaviour[0] == "drop":  # close without answering
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
-                return
-            if behaviour[0] == "hang":
-                time.sleep(behaviour[1])
-            if behaviour[0] == "status":
-                self._answer(behaviour[1], {"detail": f"scripted {behaviour[1]}"}, behaviour[2])
-                return
-            if self.headers.get("X-API-Key") != KEY:
-                self._answer(401, {"detail": "missing X-API-Key header"}, {})
-                return
-            bad = [e["event_id"] for e in events if e["event_id"] in fake.reject_ids]
-            if bad:
-                self._answer(422, {"detail": f"invalid event {bad[0]}"}, {})
-                return
-            if fake.fault_all or any(e["event_id"] in fake.fault_ids for e in events):
-                self._answer(500, {"detail": "internal server error"}, {})
-                return
-            with fake.lock:
-                for e in events:
-                    fake.received[e["event_id"]] = e
-            self._answer(200, {"stored": len(events)}, {})
-
-    return Handler
-
-
-@pytest.fixture
-def fake_stats() -> Iterator[FakeStats]:
-    fake = FakeStats()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    server.daemon_threads = True
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}/api/v1/stats/events"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 SenderFactory = Callable[..., StatsSender]

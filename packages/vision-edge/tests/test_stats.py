@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.services import Service, start_stats, stats_endpoint, stats_rows
+from tests.fixtures.waiting import wait_for
 
 from .conftest import newest_run, read_run, run_edge, start_edge
 
@@ -29,15 +29,6 @@ def _video_sets(model: Path, video: Path, *extra: str) -> list[str]:
         "deploy.stats.batch_size=4",
         *extra,
     ]
-
-
-def _wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _outbox_ids(path: Path) -> set[str]:
@@ -82,9 +73,10 @@ def test_stats_outage_loses_nothing_and_counts_each_frame_once(
     )
     db = stats.extra["db"]
     try:
-        _wait_for(lambda: len(stats_rows(db)) >= 2, 30, "the first events in the stats store")
+        wait_for(lambda: len(stats_rows(db)) >= 2, 30, "the first events in the stats store")
         stats.stop()  # the outage: frames go on, events wait in the outbox
-        time.sleep(1.5)
+        outbox = work / "outbox" / "edge-cam-outage.db"
+        wait_for(lambda: _count(outbox) >= 3, 60, "events kept in the outbox during the outage")
         stats.restart()
         assert proc.wait(timeout=120) == 0, log.read_text()
     finally:
@@ -125,7 +117,7 @@ def test_sigkill_never_loses_or_duplicates_a_committed_event(
         before = _count(outbox)
         proc = start_edge(work, *sets, log=tmp_path / f"kill-{k}.log")
         try:
-            _wait_for(lambda b=before: _count(outbox) >= b + 3, 60, "events in the outbox")
+            wait_for(lambda b=before: _count(outbox) >= b + 3, 60, "events in the outbox")
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -137,7 +129,7 @@ def test_sigkill_never_loses_or_duplicates_a_committed_event(
     stats.restart()
     proc = start_edge(work, *sets, log=tmp_path / "kill-sending.log")
     try:
-        _wait_for(lambda: len(stats_rows(db)) >= len(committed) + 2, 60, "a resend under way")
+        wait_for(lambda: len(stats_rows(db)) >= len(committed) + 2, 60, "a resend under way")
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -175,7 +167,7 @@ def test_sigterm_finishes_flushes_and_exits_0(
         log=log,
     )
     try:
-        _wait_for(lambda: len(stats_rows(stats.extra["db"])) >= 2, 60, "the first events")
+        wait_for(lambda: len(stats_rows(stats.extra["db"])) >= 2, 60, "the first events")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, log.read_text()
     finally:

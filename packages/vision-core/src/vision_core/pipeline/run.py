@@ -108,20 +108,17 @@ class FramePipeline(Generic[T]):
         return job
 
     def _feed(self, inputs: Iterable[T], out: queue.Queue[Any]) -> None:
-        """The feeder thread: inputs in, prepared jobs (futures, in order) out."""
-
-        def jobs() -> Iterator[FrameJob[T]]:
-            for x in inputs:
-                if self._stop.is_set():
-                    return
-                yield FrameJob(x, read_at=time.perf_counter())
-
+        """The feeder thread: takes each input, hands its prepare to the pool and its
+        future to the consumer at once (the bounded queue is the window: a slow model
+        slows the reads instead of growing a backlog; a frame never waits for the read of
+        the next one)."""
         try:
             with ThreadPoolExecutor(self.prepare_workers, thread_name_prefix="prepare") as pool:
-                for _, fut in ordered_map(
-                    self._prepare, jobs(), pool=pool, window=self.prepare_ahead
-                ):
-                    if not self._put(out, fut):
+                for x in inputs:
+                    if self._stop.is_set():
+                        return
+                    job: FrameJob[T] = FrameJob(x, read_at=time.perf_counter())
+                    if not self._put(out, pool.submit(self._prepare, job)):
                         return
         except BaseException as exc:  # the source itself failed: the run ends with it
             self._put(out, exc, force=True)
@@ -149,7 +146,7 @@ class FramePipeline(Generic[T]):
                 try:
                     entry = q.get(timeout=0.1)
                 except queue.Empty:
-                    if self._stop.is_set() and not feeder.is_alive():
+                    if self._stop.is_set():  # even with the feeder stuck in a read
                         return
                     continue
                 if entry is _END:
@@ -162,7 +159,7 @@ class FramePipeline(Generic[T]):
                 yield fut.result()
         finally:  # the inputs ended or the consumer stopped: let the feeder go
             self._stop.set()
-            feeder.join(timeout=1.0)
+            feeder.join(timeout=0.5)
 
     # -- stage 2: infer -----------------------------------------------------------------------
 

@@ -46,14 +46,9 @@ def ordered_map(
         raise ValueError(f"window must be >= 1, got {window}")
     in_flight: deque[tuple[T, Future[R]]] = deque()
     it = iter(items)
+    exhausted = False
     try:
         while True:
-            while pool is not None and len(in_flight) < window:
-                try:
-                    item = next(it)
-                except StopIteration:
-                    break
-                in_flight.append((item, pool.submit(fn, item)))
             if pool is None:
                 try:
                     item = next(it)
@@ -61,6 +56,17 @@ def ordered_map(
                     return
                 yield item, done(fn, item)
                 continue
+            # hand out what is finished first: a result never waits for the next item
+            while in_flight and in_flight[0][1].done():
+                yield in_flight.popleft()
+            if not exhausted and len(in_flight) < window:
+                try:
+                    item = next(it)
+                except StopIteration:
+                    exhausted = True
+                else:
+                    in_flight.append((item, pool.submit(fn, item)))
+                    continue
             if not in_flight:
                 return
             yield in_flight.popleft()
