@@ -57,6 +57,10 @@ class DatasetError(VisionError):
     """A dataset on disk is malformed; the message names the file and line."""
 
 
+class LabelFormatError(DatasetError):
+    """A label file or line that is not a YOLO detection label (the message says where)."""
+
+
 class SecretError(VisionError):
     """A secret's environment variable is missing. Never carries the secret itself."""
 

@@ -159,21 +159,6 @@ class MetricAccumulator:
         )
 
 
-def read_yolo_labels(path: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """(boxes xyxy in pixels, class ids) of a YOLO label file; missing file = no objects."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            rows = [line.split() for line in fh if line.strip()]
-    except FileNotFoundError:
-        rows = []
-    if not rows:
-        return np.zeros((0, 4)), np.zeros(0, np.int64)
-    arr = np.array([[float(v) for v in r[:5]] for r in rows])
-    cls = arr[:, 0].astype(np.int64)
-    cx, cy, w, h = arr[:, 1] * width, arr[:, 2] * height, arr[:, 3] * width, arr[:, 4] * height
-    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1), cls
-
-
 def detections_to_arrays(dets: Sequence[object]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Detection structs to (boxes, scores, class ids)."""
     if not dets:

@@ -25,19 +25,15 @@ from typing import Any
 import click
 import numpy as np
 
+from vision_core.errors import LabelFormatError
+from vision_core.formats.yolo import from_detection, render
 from vision_core.fsutil import atomic_write_bytes, atomic_write_text
 from vision_core.kernel import RunContext
 from vision_core.media import Frame, draw_detections, encode_jpeg, list_images, read_frame
 from vision_core.pipeline import Engine, FramePipeline
 from vision_core.types import Detection
 from vision_label.errors import LabelConfigError
-from vision_label.labels import (
-    detection_to_box,
-    link_or_copy,
-    merge,
-    render,
-    write_dataset_files,
-)
+from vision_label.labels import link_or_copy, merge, write_dataset_files
 
 MAX_LISTED_FAILURES = 100
 
@@ -209,7 +205,7 @@ def label_folder(
             else:
                 try:
                     _write(ctx, layout, img_path, rel, job.frame.image, outcome.detections, counts)
-                except (OSError, ValueError) as exc:
+                except (OSError, ValueError, LabelFormatError) as exc:
                     counts.failed += 1
                     counts.failures.append({"image": rel.as_posix(), "error": str(exc)})
                     log.warn(
@@ -235,7 +231,7 @@ def _write(
     """Write one image's labels (and image link, preview); counts it once all succeeded."""
     cfg = ctx.config.autolabel
     h, w = image.shape[:2]
-    boxes = [b for b in (detection_to_box(d, w, h) for d in dets) if b is not None]
+    boxes = [b for b in (from_detection(d, w, h) for d in dets) if b is not None]
     target = layout.label_for(rel)
     exists = target.exists()
     if exists and cfg.on_conflict == "skip":  # appeared while we ran: still never touch it

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from vision_core.errors import LabelFormatError
+from vision_core.formats.yolo import boxes_to_arrays, read_label_file
 from vision_core.geometry import box_iou
 from vision_core.metrics import MetricAccumulator, match_predictions
 from vision_label.errors import LabelError
@@ -45,25 +47,10 @@ class EvalResult:
 
 def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(boxes xyxy normalised, scores, class ids); a 6th column is the score, else 1."""
-    rows: list[list[float]] = []
-    if path.is_file():
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            parts = line.split()
-            if not parts:
-                continue
-            try:
-                vals = [float(v) for v in parts[:6]]
-            except ValueError:
-                raise LabelError(f"{path}:{n}: not a YOLO label line: {line!r}") from None
-            if len(vals) < 5:
-                raise LabelError(f"{path}:{n}: expected 'cls cx cy w h [conf]', got {line!r}")
-            rows.append(vals if len(vals) == 6 else [*vals, 1.0])
-    if not rows:
-        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64)
-    a = np.array(rows)
-    cx, cy, w, h = a[:, 1], a[:, 2], a[:, 3], a[:, 4]
-    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
-    return boxes, a[:, 5], a[:, 0].astype(np.int64)
+    try:
+        return boxes_to_arrays(read_label_file(path))
+    except LabelFormatError as exc:
+        raise LabelError(str(exc)) from None
 
 
 def _label_root(path: Path) -> Path:

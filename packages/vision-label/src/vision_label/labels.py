@@ -13,79 +13,25 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import yaml
 
+from vision_core.formats.yolo import YoloBox, parse_line, render
 from vision_core.fsutil import atomic_write_text
 from vision_core.geometry import box_iou
-from vision_core.types import Detection
-
-
-@dataclass(frozen=True, slots=True)
-class YoloBox:
-    class_id: int
-    cx: float
-    cy: float
-    w: float
-    h: float
-
-    def xyxy(self) -> tuple[float, float, float, float]:
-        return (
-            self.cx - self.w / 2,
-            self.cy - self.h / 2,
-            self.cx + self.w / 2,
-            self.cy + self.h / 2,
-        )
-
-
-def detection_to_box(det: Detection, width: int, height: int) -> YoloBox | None:
-    """Normalised YOLO box of a pixel-space detection, clipped to the image; None if empty."""
-    x1, y1, x2, y2 = det.xyxy
-    x1, x2 = (min(max(v, 0.0), float(width)) for v in (x1, x2))
-    y1, y2 = (min(max(v, 0.0), float(height)) for v in (y1, y2))
-    if x2 - x1 <= 0 or y2 - y1 <= 0:
-        return None
-    return YoloBox(
-        det.class_id,
-        (x1 + x2) / 2 / width,
-        (y1 + y2) / 2 / height,
-        (x2 - x1) / width,
-        (y2 - y1) / height,
-    )
-
-
-def format_line(box: YoloBox) -> str:
-    return f"{box.class_id} {box.cx:.6f} {box.cy:.6f} {box.w:.6f} {box.h:.6f}"
-
-
-def parse_line(line: str) -> YoloBox | None:
-    """A YOLO line (`cls cx cy w h [conf]`), or None when it is not one."""
-    parts = line.split()
-    if len(parts) < 5:
-        return None
-    try:
-        cls = int(float(parts[0]))
-        cx, cy, w, h = (float(v) for v in parts[1:5])
-    except ValueError:
-        return None
-    return YoloBox(cls, cx, cy, w, h)
-
-
-def render(boxes: Iterable[YoloBox]) -> str:
-    return "".join(format_line(b) + "\n" for b in boxes)
 
 
 def merge(existing: str, new: Sequence[YoloBox], merge_iou: float) -> tuple[str, int]:
     """Keep `existing` byte for byte; append each new box whose IoU with every existing box
-    of its class is below `merge_iou`. Returns (text, boxes added).
+    of its class is below `merge_iou`. Returns (text, boxes added). An existing line that is
+    not a YOLO label line raises LabelFormatError (the file is left as it is).
 
     IoU is computed on normalised coordinates (equal to pixel IoU: a per-axis scaling
     multiplies every area by the same factor).
     """
-    old = [b for b in (parse_line(line) for line in existing.splitlines()) if b is not None]
+    old = [parse_line(line) for line in existing.splitlines() if line.strip()]
     added: list[YoloBox] = []
     for box in new:
         same = [o.xyxy() for o in old if o.class_id == box.class_id]

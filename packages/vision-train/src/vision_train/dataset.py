@@ -1,7 +1,8 @@
 """Validate a YOLO detection dataset before any training starts.
 
 Checks dataset.yaml (present, names, train/val), that image and label dirs exist, and that
-every label line is `class cx cy w h` with a class id within names and normalised values.
+every label line is `class cx cy w h` with a class id within names and normalised values
+(vision_core.formats.yolo, the one reader of label lines).
 Errors name the file and the line. The result is a normalised dataset.yaml written into the
 run dir (absolute `path`), so a dataset that was moved still trains.
 """
@@ -15,6 +16,7 @@ from typing import Any
 import yaml
 
 from vision_core.errors import DatasetError
+from vision_core.formats.yolo import check_label_file, label_path_for
 from vision_core.fsutil import atomic_write_text
 from vision_core.media import IMAGE_EXTENSIONS
 
@@ -49,16 +51,6 @@ class DatasetInfo:
         return self.split_dirs[split]
 
 
-def label_path_for(image: Path) -> Path:
-    """ultralytics' rule: the last `images` path component becomes `labels`, suffix .txt."""
-    parts = list(image.parts)
-    for i in range(len(parts) - 1, -1, -1):
-        if parts[i] == "images":
-            parts[i] = "labels"
-            break
-    return Path(*parts).with_suffix(".txt")
-
-
 def _names(raw: Any, yaml_path: Path) -> dict[int, str]:
     if isinstance(raw, list):
         return {i: str(n) for i, n in enumerate(raw)}
@@ -73,48 +65,6 @@ def _names(raw: Any, yaml_path: Path) -> dict[int, str]:
             )
         return names
     raise DatasetError(f"{yaml_path}: 'names' missing or not a list/mapping of class names")
-
-
-def check_label_file(path: Path, nc: int, problems: list[str]) -> int:
-    """Append one message per bad line to `problems`; return the number of good lines."""
-    good = 0
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(f"{path}: unreadable label file ({exc})")
-        return 0
-    for no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        fields = line.split()
-        where = f"{path} line {no}"
-        if len(fields) != 5:
-            problems.append(
-                f"{where}: expected 5 fields (class cx cy w h), got {len(fields)}: {line.strip()!r}"
-            )
-            continue
-        try:
-            cls = int(fields[0])
-        except ValueError:
-            problems.append(f"{where}: class id must be an integer, got {fields[0]!r}")
-            continue
-        if not 0 <= cls < nc:
-            problems.append(
-                f"{where}: class id {cls} out of range (dataset has {nc} classes: 0..{nc - 1})"
-            )
-            continue
-        try:
-            cx, cy, w, h = (float(v) for v in fields[1:])
-        except ValueError:
-            problems.append(f"{where}: cx cy w h must be numbers, got {' '.join(fields[1:])!r}")
-            continue
-        if not all(-0.01 <= v <= 1.01 for v in (cx, cy, w, h)) or w <= 0 or h <= 0:
-            problems.append(
-                f"{where}: cx cy w h must be normalised to 0..1 with w, h > 0, got {cx} {cy} {w} {h}"
-            )
-            continue
-        good += 1
-    return good
 
 
 def validate_yolo_dataset(

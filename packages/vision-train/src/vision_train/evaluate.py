@@ -14,15 +14,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from vision_core.formats.yolo import boxes_to_arrays, label_path_for, read_label_file
 from vision_core.infer import load_detector
 from vision_core.media import read_image
 from vision_core.metrics import (
     DetectionMetrics,
     MetricAccumulator,
     detections_to_arrays,
-    read_yolo_labels,
 )
-from vision_train.dataset import DatasetInfo, label_path_for
+from vision_train.dataset import DatasetInfo
 
 
 def evaluate_onnx(
@@ -47,7 +47,7 @@ def evaluate_onnx(
         h, w = img.shape[:2]
         dets = detector.predict(img)
         boxes, scores, cls = detections_to_arrays(dets)
-        true_boxes, true_cls = read_yolo_labels(str(label_path_for(image_path)), w, h)
+        true_boxes, _, true_cls = boxes_to_arrays(read_label_file(label_path_for(image_path)), w, h)
         acc.add(boxes, scores, cls, true_boxes, true_cls)
     return acc.compute()
 

@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vision_core.formats.yolo import boxes_to_arrays, label_path_for, read_label_file
 from vision_core.kernel import RunContext
 from vision_core.media import read_image
-from vision_core.metrics import MetricAccumulator, read_yolo_labels
+from vision_core.metrics import MetricAccumulator
 from vision_train.backends.common import check_device, local_file, record_dry_run
-from vision_train.dataset import DatasetInfo, label_path_for, validate_yolo_dataset
+from vision_train.dataset import DatasetInfo, validate_yolo_dataset
 from vision_train.errors import TrainError
 
 VARIANTS = ("mobilenet_v3", "resnet50_fpn", "resnet50_fpn_v2", "resnet18_fpn")
@@ -70,7 +71,7 @@ def _sample(path: Path, names: dict[int, str]) -> tuple[Any, dict[str, Any]]:
 
     img = read_image(path)
     h, w = img.shape[:2]
-    boxes, cls = read_yolo_labels(str(label_path_for(path)), w, h)
+    boxes, _, cls = boxes_to_arrays(read_label_file(label_path_for(path)), w, h)
     x = torch.from_numpy(cv2.cvtColor(img, cv2.COLOR_BGR2RGB)).permute(2, 0, 1).float().div_(255.0)
     target = {
         "boxes": torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4),
