@@ -22,7 +22,7 @@ def _kernel(tmp_path: Path, **backends: Any) -> VisionKernel:
     cfg = build_config({"run": {"name": "t", "workdir": str(tmp_path / "wd")}})
     reg = KernelRegistry(use_entry_points=False)
     for name, fn in backends.items():
-        reg.register_trainer(name, fn)
+        reg.register("trainer", name, fn)
     return VisionKernel(cfg, reg, console=False)
 
 
@@ -117,7 +117,7 @@ reg = KernelRegistry(use_entry_points=False)
 reg._eps["trainer"]["lazy"] = EntryPoint("lazy", "lazy_backend_mod:run", "vision.trainers")
 assert reg.names("trainer") == ["lazy"]
 assert "lazy_backend_mod" not in sys.modules
-fn = reg.get_trainer("lazy")
+fn = reg.get("trainer", "lazy")
 assert "lazy_backend_mod" in sys.modules and fn(None) == {"ok": 1}
 print("OK")
 """
@@ -131,9 +131,9 @@ print("OK")
 
 def test_registry_rejects_non_callable() -> None:
     with pytest.raises(TypeError, match="must be callable"):
-        KernelRegistry(use_entry_points=False).register_trainer("x", 5)  # type: ignore[arg-type]
+        KernelRegistry(use_entry_points=False).register("trainer", "x", 5)  # type: ignore[arg-type]
 
 
 def test_unknown_name_with_nothing_installed() -> None:
     with pytest.raises(BackendNotFoundError, match="available: none installed"):
-        KernelRegistry(use_entry_points=False).get_deployer("edge_local")
+        KernelRegistry(use_entry_points=False).get("deployer", "edge_local")

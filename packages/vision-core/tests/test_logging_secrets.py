@@ -101,7 +101,7 @@ def test_secret_never_reaches_log_run_dir_or_error(tmp_path: Path) -> None:
         raise RuntimeError(f"HTTP 401 for key {key.reveal()}")
 
     reg = KernelRegistry(use_entry_points=False)
-    reg.register_autolabeler("llm", backend)
+    reg.register("autolabeler", "llm", backend)
     result = VisionKernel(cfg, reg, console=False).run_autolabel("llm")
     assert result.status == "failed"
     assert value not in (result.error or "")
@@ -162,7 +162,7 @@ def test_a_camera_password_is_redacted_in_config_json_and_logs(tmp_path: Path) -
         return {"camera": url}
 
     registry = KernelRegistry(use_entry_points=False)
-    registry.register_deployer("cam", backend)
+    registry.register("deployer", "cam", backend)
     res = VisionKernel(cfg, registry, console=False).run_callable("deploy-edge", "cam", backend)
     assert res.ok, res.error
     for name in ("config.json", "metrics.json", "artifacts.json", "log.jsonl"):

@@ -47,7 +47,7 @@ def run_stub(cfg: PipelineConfig, dets: list[Detection]) -> RunResult:
         return {}
 
     registry = KernelRegistry(use_entry_points=False)
-    registry.register_autolabeler("stub", backend)
+    registry.register("autolabeler", "stub", backend)
     return VisionKernel(cfg, registry, console=False).run_autolabel("stub")
 
 

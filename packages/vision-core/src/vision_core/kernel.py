@@ -46,9 +46,9 @@ class RunContext:
 
     @property
     def outputs_dir(self) -> Path:
-        path = self.run_dir / "outputs"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        """`<run_dir>/outputs`: annotated frames and other files a run produces (created
+        when first written to)."""
+        return self.run_dir / "outputs"
 
 
 @dataclass(slots=True)
@@ -202,8 +202,6 @@ class VisionKernel:
 
     def run_deploy_remote(self) -> RunResult:
         return self.run("deployer", "remote", "deploy-remote")
-
-    run_infer = run_deploy_edge
 
 
 def _scrub_tree(obj: Any) -> Any:

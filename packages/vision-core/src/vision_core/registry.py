@@ -64,22 +64,3 @@ class KernelRegistry:
         fn: BackendFn = ep.load()  # imports the backend's module now, not before
         self._direct[kind][name] = fn
         return fn
-
-    # the spec's names
-    def register_trainer(self, name: str, fn: BackendFn) -> None:
-        self.register("trainer", name, fn)
-
-    def get_trainer(self, name: str) -> BackendFn:
-        return self.get("trainer", name)
-
-    def register_autolabeler(self, name: str, fn: BackendFn) -> None:
-        self.register("autolabeler", name, fn)
-
-    def get_autolabeler(self, name: str) -> BackendFn:
-        return self.get("autolabeler", name)
-
-    def register_deployer(self, name: str, fn: BackendFn) -> None:
-        self.register("deployer", name, fn)
-
-    def get_deployer(self, name: str) -> BackendFn:
-        return self.get("deployer", name)

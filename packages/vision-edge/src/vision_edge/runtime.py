@@ -151,7 +151,7 @@ class EdgeRunner:
         self.stop_reason: str | None = None
         self.status_stream = status_stream if status_stream is not None else sys.stderr
         self._tty = bool(getattr(self.status_stream, "isatty", lambda: False)())
-        self._annotate_dir = ctx.run_dir / "outputs" if self.edge.save_annotated else None
+        self._annotate_dir = ctx.outputs_dir if self.edge.save_annotated else None
         self._next_status = self._next_log = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
