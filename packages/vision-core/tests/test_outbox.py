@@ -324,3 +324,38 @@ def test_events_of_other_kinds_share_the_queue_and_keep_their_kind(tmp_path: Pat
         ]
         with pytest.raises(TypeError, match="not an outbox event type"):
             box.put([msgspec.Struct()])  # type: ignore[list-item]
+
+
+def test_the_dead_letters_command_exports_before_it_retries_or_purges(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from vision_core.stats.deadletters import dead_letters_command
+
+    paths = [tmp_path / "a.db", tmp_path / "b.db"]
+    for n, path in enumerate(paths):
+        with Outbox(path) as box:
+            box.put([_event(10 * n + i) for i in range(3)])
+            for item in box.peek(2):
+                box.bury(item, 422, f"bad {item.event_id}")
+    command = dead_letters_command(lambda cfg: [*paths, tmp_path / "missing.db"])
+    runner = CliRunner()
+    listed = runner.invoke(command, ["--json"])
+    assert listed.exit_code == 0, listed.output
+    assert sorted(r["event_id"] for r in json.loads(listed.output)) == [
+        "cam-1-000000", "cam-1-000001", "cam-1-000010", "cam-1-000011"
+    ]  # fmt: skip
+    export = tmp_path / "refused.jsonl"
+    retried = runner.invoke(command, ["--export", str(export), "--retry"])
+    assert retried.exit_code == 0, retried.output
+    exported = [json.loads(line) for line in export.read_text().splitlines()]
+    assert {(r["event_id"], r["status"], r["reason"]) for r in exported} >= {
+        ("cam-1-000000", 422, "bad cam-1-000000")
+    }
+    assert exported[0]["event"]["frame_index"] == 0
+    for path in paths:
+        with Outbox(path) as box:
+            assert box.dead_count() == 0 and box.pending() == 3  # back in the queue
+            box.bury(box.peek(1)[0], 500, "again")
+    purged = runner.invoke(command, ["--purge"])
+    assert purged.exit_code == 0 and "2 dead letter(s) deleted" in purged.output
+    assert runner.invoke(command, ["--retry", "--purge"]).exit_code == 2

@@ -9,7 +9,9 @@ from pathlib import Path
 import click
 
 from vision_core.cli import config_options, keys_command, load_cli_config, version_option
+from vision_core.config import PipelineConfig
 from vision_core.kernel import RunResult
+from vision_core.stats.deadletters import dead_letters_command
 
 
 def _summary(result: RunResult) -> None:
@@ -87,61 +89,13 @@ def status(config_path: Path | None, overrides: tuple[str, ...], as_json: bool) 
     )
 
 
-@main.command("dead-letters")
-@config_options
-@click.option(
-    "--export",
-    "export_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write them as JSONL (event, status, reason) to this file.",
-)
-@click.option("--retry", is_flag=True, help="Put them back in the queue (the service is fixed).")
-@click.option("--purge", is_flag=True, help="Delete them for good.")
-@click.option("--json", "as_json", is_flag=True, help="List them as JSON.")
-def dead_letters(
-    config_path: Path | None,
-    overrides: tuple[str, ...],
-    export_path: Path | None,
-    retry: bool,
-    purge: bool,
-    as_json: bool,
-) -> None:
-    """Events the statistics service refused for good: list, export, retry or purge them.
-
-    They left the queue so that the events behind them were delivered; nothing else is
-    lost. Export first, then --retry once the service accepts them, or --purge.
-    """
-    from vision_core.fsutil import atomic_write_text
-    from vision_edge.status import dead_letter_record, open_outbox
-
-    if retry and purge:
-        raise click.UsageError("--retry and --purge exclude each other")
-    cfg = load_cli_config(config_path, overrides)
-    with open_outbox(cfg) as outbox:
-        records = [dead_letter_record(d) for d in outbox.dead_letters()] if outbox else []
-        if export_path is not None:
-            atomic_write_text(
-                export_path, "".join(json.dumps(r, default=str) + "\n" for r in records)
-            )
-            click.echo(f"exported {len(records)} dead letter(s) to {export_path}", err=True)
-        if outbox is not None and retry:
-            n = outbox.requeue_dead()
-            click.echo(f"{n} dead letter(s) back in the queue; the next run sends them", err=True)
-            return
-        if outbox is not None and purge:
-            n = outbox.purge_dead()
-            click.echo(f"{n} dead letter(s) deleted", err=True)
-            return
-    if as_json:
-        click.echo(json.dumps(records, indent=2, default=str))
-        return
-    if export_path is not None:
-        return
-    if not records:
-        click.echo("no dead letters")
-        return
-    for r in records:
-        click.echo(f"{r['id']:>6}  {r['kind']:<8} {r['event_id']}  {r['status']}  {r['reason']}")
-
-
 main.add_command(keys_command)
+
+
+def _outboxes(cfg: PipelineConfig) -> list[Path]:
+    from vision_edge.runtime import outbox_path
+
+    return [outbox_path(cfg)]
+
+
+main.add_command(dead_letters_command(_outboxes))

@@ -1,20 +1,14 @@
-"""`vision-edge status` and `vision-edge dead-letters`: the device's outbox, read or repaired.
-
-Status reads without changing anything. Dead letters (events the statistics service
-refused for good, see vision_core.stats.sender) can be listed, exported as JSONL (the
-event, its status and the reason), put back in the queue once the service is fixed, or
-purged.
-"""
+"""`vision-edge status`: what the device's outbox holds, without changing it (the
+`dead-letters` command is vision-core's, shared with vision-server)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from vision_core.config.schema import PipelineConfig
-from vision_core.stats import DeadLetter, Outbox
+from vision_core.stats import Outbox
 from vision_edge.runtime import outbox_path
 
 
@@ -53,20 +47,3 @@ def outbox_status(cfg: PipelineConfig) -> dict[str, Any]:
             integrity=outbox.integrity_check(),
         )
     return info
-
-
-def dead_letter_record(dead: DeadLetter) -> dict[str, Any]:
-    """A dead letter as one JSON-able record (its event decoded when it is JSON)."""
-    try:
-        event: Any = json.loads(dead.payload)
-    except ValueError:
-        event = dead.payload.decode("utf-8", "replace")
-    return {
-        "id": dead.id,
-        "event_id": dead.event_id,
-        "kind": dead.kind,
-        "status": dead.status,
-        "reason": dead.reason,
-        "failed_at": dead.failed_at,
-        "event": event,
-    }
