@@ -174,45 +174,47 @@ def test_resolved_config_redacts_dsn_password() -> None:
     assert dumped["stats"]["db"] == "postgresql://vision:***@db.local:5432/stats"
 
 
-@pytest.mark.parametrize(
-    ("raw", "new_path", "value"),
-    [
-        ({"deploy": {"edge": {"flush_timeout_sec": 7.0}}}, "deploy.stats.flush_timeout_sec", 7.0),
-        ({"deploy": {"remote": {"stats_flush_sec": 2.0}}}, "deploy.stats.flush_timeout_sec", 2.0),
-        ({"deploy": {"edge": {"stream_api_key_env": "K1"}}}, "deploy.remote.api_key_env", "K1"),
-        ({"deploy": {"remote": {"ingest_api_key_env": "K2"}}}, "deploy.remote.api_key_env", "K2"),
-        ({"deploy": {"stats": {"api_key_env": "K3"}}}, "stats.api_key_env", "K3"),
-        ({"autolabel": {"conf": 0.4}}, "infer.conf", 0.4),
-        ({"autolabel": {"iou": 0.5}}, "infer.iou", 0.5),
-        ({"autolabel": {"model_path": "m.onnx"}}, "infer.model_path", "m.onnx"),
-        ({"train": {"faster_rcnn": {"num_workers": 3}}}, "train.faster_rcnn.workers", 3),
-        ({"deploy": {"edge": {"fps_limit": 12.5}}}, "deploy.edge.max_frames_per_sec", 12.5),
-        ({"autolabel": {"llm": {"qps_limit": 4.0}}}, "autolabel.llm.max_requests_per_sec", 4.0),
-    ],
-)
-def test_an_old_key_name_still_loads_with_a_warning_naming_the_new_key(
-    raw: dict[str, Any], new_path: str, value: Any
-) -> None:
-    from vision_core.config import RENAMED_KEYS, ConfigDeprecationWarning
+RENAMES = [
+    ("deploy.edge.flush_timeout_sec", "deploy.stats.flush_timeout_sec", 7.0),
+    ("deploy.remote.stats_flush_sec", "deploy.stats.flush_timeout_sec", 2.0),
+    ("deploy.edge.stream_api_key_env", "deploy.remote.api_key_env", "K1"),
+    ("deploy.remote.ingest_api_key_env", "deploy.remote.api_key_env", "K2"),
+    ("deploy.stats.api_key_env", "stats.api_key_env", "K3"),
+    ("autolabel.conf", "infer.conf", 0.4),
+    ("autolabel.iou", "infer.iou", 0.5),
+    ("autolabel.model_path", "infer.model_path", "m.onnx"),
+    ("train.faster_rcnn.num_workers", "train.faster_rcnn.workers", 3),
+    ("deploy.edge.fps_limit", "deploy.edge.max_frames_per_sec", 12.5),
+    ("autolabel.llm.qps_limit", "autolabel.llm.max_requests_per_sec", 4.0),
+]
 
-    old_path = next(old for old, new in RENAMED_KEYS.items() if new == new_path and _has(raw, old))
+
+def test_the_rename_table_covers_every_renamed_key() -> None:
+    from vision_core.config import RENAMED_KEYS
+
+    assert {old: new for old, new, _ in RENAMES} == RENAMED_KEYS
+
+
+@pytest.mark.parametrize(("old_path", "new_path", "value"), RENAMES)
+def test_an_old_key_name_still_loads_with_a_warning_naming_the_new_key(
+    old_path: str, new_path: str, value: Any
+) -> None:
+    from vision_core.config import ConfigDeprecationWarning
+
+    raw: dict[str, Any] = {}
+    node = raw
+    *head, last = old_path.split(".")
+    for part in head:
+        node = node.setdefault(part, {})
+    node[last] = value
     with pytest.warns(ConfigDeprecationWarning) as caught:
         cfg = build_config(raw)
     (warning,) = caught
     assert str(warning.message).startswith(f"{old_path} is deprecated, use {new_path}")
-    node: Any = cfg
+    got: Any = cfg
     for part in new_path.split("."):
-        node = getattr(node, part)
-    assert node == value
-
-
-def _has(raw: dict[str, Any], path: str) -> bool:
-    node: Any = raw
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
+        got = getattr(got, part)
+    assert got == value
 
 
 def test_an_old_key_also_works_on_the_command_line() -> None:
