@@ -7,14 +7,14 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.fixtures.services import INGEST_KEY, STATS_KEY
+from tests.fixtures.services import INGEST_KEY, STATS_KEY, Service, start_stats, stats_endpoint
 
 EDGE = Path(sys.executable).parent / "vision-edge"
 
@@ -82,6 +82,50 @@ def start_edge(workdir: Path, *sets: str, log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             edge_argv(workdir, sets), stdout=out, stderr=subprocess.STDOUT, env=edge_env()
         )
+
+
+@dataclass
+class LiveEdge:
+    """`vision-edge run` running in the background, sending to a real vision-stats."""
+
+    stats: Service
+    work: Path
+    log: Path
+    proc: subprocess.Popen[bytes]
+
+    def rows(self, source_id: str | None = None) -> list[tuple[str, str, int, int]]:
+        from tests.fixtures.services import stats_rows
+
+        return stats_rows(self.stats.extra["db"], source_id)
+
+    def end(self, sig: int, timeout: float = 60) -> int:
+        """Send `sig`, wait for the exit (killed after `timeout`); the exit code."""
+        try:
+            self.proc.send_signal(sig)
+            return self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_edge_with_stats(tmp_path: Path, services: Callable[..., Service], *sets: str) -> LiveEdge:
+    """A vision-stats service, and an edge in the background posting to it."""
+    stats = services(start_stats, tmp_path / "stats")
+    work, log = tmp_path / "wd", tmp_path / "edge.log"
+    proc = start_edge(work, *sets, f"deploy.stats.endpoint={stats_endpoint(stats)}", log=log)
+    return LiveEdge(stats, work, log, proc)
+
+
+def run_local_reference(tmp_path: Path, model: Path, folder: Path) -> EdgeRun:
+    """Local mode on `folder`, no stats: what stream mode's detections are compared with."""
+    return run_edge(
+        tmp_path / "wd-local",
+        f"infer.model_path={model}",
+        "deploy.edge.source=images",
+        f"deploy.edge.images_dir={folder}",
+        "deploy.stats.endpoint=",
+    )
 
 
 @pytest.fixture(scope="session")

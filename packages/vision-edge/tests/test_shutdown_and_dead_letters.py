@@ -26,7 +26,7 @@ from vision_core.stats import Outbox
 from vision_core.types import make_stats_event
 from vision_edge.runtime import outbox_path
 
-from .conftest import edge_argv, edge_env, newest_run, read_run, start_edge
+from .conftest import edge_argv, edge_env, newest_run, read_run, start_edge_with_stats
 
 pytestmark = pytest.mark.slow
 
@@ -97,35 +97,27 @@ def test_sigterm_ends_a_run_on_a_frozen_camera_within_5_s_with_events_flushed(
     freezing_camera: FreezingCamera,
     services: Callable[..., Service],
 ) -> None:
-    stats = services(start_stats, tmp_path / "stats")
-    work = tmp_path / "wd"
-    log = tmp_path / "edge.log"
-    proc = start_edge(
-        work,
+    edge = start_edge_with_stats(
+        tmp_path,
+        services,
         f"infer.model_path={tiny_yolo_onnx}",
         "deploy.edge.source=camera",
         f"deploy.edge.camera={freezing_camera.url}",
         "deploy.edge.device_id=cam-frozen",
-        f"deploy.stats.endpoint={stats_endpoint(stats)}",
-        log=log,
     )
-    try:
-        assert freezing_camera.frozen.wait(60), log.read_text()
-        # the edge has taken what the camera sent and now waits in a read that never returns
-        wait_for(lambda: len(stats_rows(stats.extra["db"], "cam-frozen")) >= 5, 60, "events")
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=30)
-        took = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert code == 0, log.read_text()
+    assert freezing_camera.frozen.wait(60), edge.log.read_text()
+    # the edge has taken what the camera sent and now waits in a read that never returns
+    wait_for(lambda: len(edge.rows("cam-frozen")) >= 5, 60, "events")
+    t0 = time.monotonic()
+    code = edge.end(signal.SIGTERM, timeout=30)
+    took = time.monotonic() - t0
+    assert code == 0, edge.log.read_text()
     assert took < 5.0, f"SIGTERM took {took:.1f}s on a frozen camera"
+    work = edge.work
     metrics, record, artifacts = read_run(newest_run(work))
     assert record["status"] == "ok" and artifacts["stopped_by"] == "SIGTERM"
     assert metrics["events_pending"] == 0  # flushed before exit
-    rows = stats_rows(stats.extra["db"], "cam-frozen")
+    rows = edge.rows("cam-frozen")
     assert len(rows) == metrics["frames"] >= 5
 
 

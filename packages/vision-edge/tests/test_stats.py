@@ -15,7 +15,7 @@ import pytest
 from tests.fixtures.services import Service, start_stats, stats_endpoint, stats_rows
 from tests.fixtures.waiting import wait_for
 
-from .conftest import newest_run, read_run, run_edge, start_edge
+from .conftest import newest_run, read_run, run_edge, start_edge, start_edge_with_stats
 
 pytestmark = pytest.mark.slow
 
@@ -56,32 +56,28 @@ def test_stats_outage_loses_nothing_and_counts_each_frame_once(
     synth_video: Path,
     services: Callable[..., Service],
 ) -> None:
-    stats = services(start_stats, tmp_path / "stats")
-    work = tmp_path / "wd"
-    log = tmp_path / "edge.log"
-    proc = start_edge(
-        work,
+    edge = start_edge_with_stats(
+        tmp_path,
+        services,
         *_video_sets(
             trained_yolo.onnx,
             synth_video,
-            f"deploy.stats.endpoint={stats_endpoint(stats)}",
             "deploy.edge.max_frames_per_sec=5",  # 24 frames: about 5 s
             "deploy.stats.flush_timeout_sec=20",
             "deploy.edge.device_id=cam-outage",
         ),
-        log=log,
     )
-    db = stats.extra["db"]
+    work, db = edge.work, edge.stats.extra["db"]
     try:
-        wait_for(lambda: len(stats_rows(db)) >= 2, 30, "the first events in the stats store")
-        stats.stop()  # the outage: frames go on, events wait in the outbox
+        wait_for(lambda: len(edge.rows()) >= 2, 30, "the first events in the stats store")
+        edge.stats.stop()  # the outage: frames go on, events wait in the outbox
         outbox = work / "outbox" / "edge-cam-outage.db"
         wait_for(lambda: _count(outbox) >= 3, 60, "events kept in the outbox during the outage")
-        stats.restart()
-        assert proc.wait(timeout=120) == 0, log.read_text()
+        edge.stats.restart()
+        assert edge.proc.wait(timeout=120) == 0, edge.log.read_text()
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        if edge.proc.poll() is None:
+            edge.proc.kill()
     metrics, record, _ = read_run(newest_run(work))
     assert record["status"] == "ok"
     assert metrics["frames"] == 24
@@ -152,33 +148,25 @@ def test_sigterm_finishes_flushes_and_exits_0(
     synth_video: Path,
     services: Callable[..., Service],
 ) -> None:
-    stats = services(start_stats, tmp_path / "stats")
-    work = tmp_path / "wd"
-    log = tmp_path / "edge.log"
-    proc = start_edge(
-        work,
+    edge = start_edge_with_stats(
+        tmp_path,
+        services,
         *_video_sets(
             trained_yolo.onnx,
             synth_video,
-            f"deploy.stats.endpoint={stats_endpoint(stats)}",
             "deploy.edge.max_frames_per_sec=4",
             "deploy.edge.device_id=cam-term",
         ),
-        log=log,
     )
-    try:
-        wait_for(lambda: len(stats_rows(stats.extra["db"])) >= 2, 60, "the first events")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0, log.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    wait_for(lambda: len(edge.rows()) >= 2, 60, "the first events")
+    assert edge.end(signal.SIGTERM) == 0, edge.log.read_text()
+    work = edge.work
     run_dir = newest_run(work)
     metrics, record, artifacts = read_run(run_dir)
     assert record["status"] == "ok" and artifacts["stopped_by"] == "SIGTERM"
     assert 2 <= metrics["frames"] < 24
     assert metrics["events_pending"] == 0  # flushed before exit
-    rows = stats_rows(stats.extra["db"], "cam-term")
+    rows = edge.rows("cam-term")
     assert sorted(r[2] for r in rows) == list(range(metrics["frames"]))
     assert json.loads((run_dir / "metrics.json").read_text())["metrics"]["fps"] > 0  # type: ignore[operator]
 

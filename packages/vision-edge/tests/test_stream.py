@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from tests.fixtures.services import (
     stats_endpoint,
     stats_rows,
 )
+from tests.fixtures.waiting import wait_for
 from vision_core.config import load_config
 from vision_core.infer import load_detector
 from vision_core.logging import StructuredLogger
@@ -26,7 +26,7 @@ from vision_core.media import FrameSource
 from vision_core.pipeline import LocalEngine
 from vision_edge.engines import StreamEngine
 
-from .conftest import edge_env, run_edge
+from .conftest import edge_env, run_edge, run_local_reference
 
 pytestmark = pytest.mark.slow
 
@@ -84,13 +84,7 @@ def test_stream_run_is_counted_once_by_the_server(
     stats = services(start_stats, tmp_path / "stats")
     server = services(start_vision_server, tmp_path / "srv", trained_yolo.onnx,
                       "--set", f"deploy.stats.endpoint={stats_endpoint(stats)}")  # fmt: skip
-    local = run_edge(
-        tmp_path / "wd-local",
-        f"infer.model_path={trained_yolo.onnx}",
-        "deploy.edge.source=images",
-        f"deploy.edge.images_dir={good_folder}",
-        "deploy.stats.endpoint=",
-    )
+    local = run_local_reference(tmp_path, trained_yolo.onnx, good_folder)
     res = run_edge(
         tmp_path / "wd",
         *_stream_sets(server, good_folder, "deploy.edge.device_id=cam-stream"),
@@ -102,9 +96,7 @@ def test_stream_run_is_counted_once_by_the_server(
     assert m["detections_per_class"] == local.metrics["detections_per_class"]
     assert m["events_committed"] == 0  # the server recorded every frame, the edge none
     assert m["engine"]["answered"] == 8
-    deadline = time.monotonic() + 30
-    while len(stats_rows(stats.extra["db"], "cam-stream")) < 8 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: len(stats_rows(stats.extra["db"], "cam-stream")) >= 8, 30, "8 events")
     rows = stats_rows(stats.extra["db"], "cam-stream")
     assert sorted(r[2] for r in rows) == list(range(8))
     assert sum(r[3] for r in rows) == m["detections_total"]
@@ -113,13 +105,7 @@ def test_stream_run_is_counted_once_by_the_server(
 def test_server_down_falls_back_to_local_for_every_frame(
     tmp_path: Path, trained_yolo: Any, good_folder: Path
 ) -> None:
-    local = run_edge(
-        tmp_path / "wd-local",
-        f"infer.model_path={trained_yolo.onnx}",
-        "deploy.edge.source=images",
-        f"deploy.edge.images_dir={good_folder}",
-        "deploy.stats.endpoint=",
-    )
+    local = run_local_reference(tmp_path, trained_yolo.onnx, good_folder)
     res = run_edge(
         tmp_path / "wd",
         *_stream_sets(None, good_folder),

@@ -58,7 +58,7 @@ def main() -> None:
 @main.command()
 @config_options
 def model(config_path: Path | None, overrides: tuple[str, ...]) -> None:
-    """Label data.unlabeled_dir with the ONNX model (autolabel.model_path or infer.model_path)."""
+    """Label data.unlabeled_dir with the ONNX model of infer.model_path (thresholds: infer.*)."""
     _run("model", config_path, overrides)
 
 
