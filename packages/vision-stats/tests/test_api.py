@@ -199,8 +199,9 @@ def test_query_endpoints_answer_with_the_stored_figures(
     assert [s["source_id"] for s in sources] == ["cam-1", "cam-0"]
     recent_window = client.get("/api/v1/stats/overview", params={"since": "100s"}).json()
     assert recent_window["events_total"] == 4  # 0, 30, 60, 90 s ago
-    health = client.get("/api/v1/stats/health").json()
+    health = client.get("/api/v1/stats/health", headers=AUTH).json()
     assert health["status"] == "ok" and health["schema_version"] == 2
+    assert client.get("/api/v1/stats/health").json() == {"status": "ok"}  # no key: liveness
 
 
 @pytest.mark.parametrize(

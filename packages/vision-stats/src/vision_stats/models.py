@@ -81,8 +81,26 @@ class PruneResult(Struct):
     events_deleted: int
 
 
+class DoctorReport(Struct):
+    """`vision-stats doctor`: rows outside the bounds, and what was done about them."""
+
+    engine: str
+    events: int
+    bad_time: int  # ts_us outside what every reader can hold: deleted
+    bad_numbers: int  # integers above the caps, negative or non-finite: clamped
+    bad_counts: int  # counts_json that does not parse or exceeds the caps: rewritten
+    repaired: bool  # False: only counted (--check)
+    rollups_rebuilt: bool
+
+
+class Liveness(Struct):
+    """GET /health without the key: the service and its database answer, nothing more."""
+
+    status: str
+
+
 class Health(Struct):
-    """GET /health: the service answers and its database too."""
+    """GET /health with the key: the service answers and its database too."""
 
     status: str
     engine: str

@@ -89,7 +89,7 @@ class _Failure:
     fault: bool  # a 5xx to log with its traceback
 
 
-@dataclass
+@dataclass(eq=False)
 class VisionWebPlugin(InitPluginProtocol):
     """Install with `Litestar(plugins=[VisionWebPlugin(...)])`.
 
