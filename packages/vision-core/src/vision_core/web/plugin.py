@@ -226,7 +226,7 @@ class VisionWebPlugin(InitPluginProtocol):
         else:
             status, detail, raw_extra, headers, kind = 500, "", None, {}, "internal"
             expose, public = False, None
-        if status in self.details:
+        if isinstance(exc, HTTPException) and status in self.details:  # Litestar's own
             detail, fixed_extra = self.details[status]
             raw_extra = fixed_extra
         if isinstance(raw_extra, list):
