@@ -46,25 +46,20 @@ class ModelHealth(msgspec.Struct):
     intra_threads: int  # ONNX Runtime intra-op threads per run (0: its default)
 
 
-class Liveness(msgspec.Struct):
-    """/health without the key: the worker answers and its model is loaded."""
+class Health(msgspec.Struct, omit_defaults=True):
+    """/health: `status` alone without the key (liveness); with the key (or when no key is
+    configured) the model, queue, pid and stats outbox too."""
 
     status: str
-
-
-class Health(msgspec.Struct):
-    """/health with the key (or when no key is configured): the details."""
-
-    status: str
-    model: ModelHealth
-    uptime_sec: float
-    pid: int
-    queue_depth: int
-    queue_size: int
-    max_batch: int
-    inference_busy: bool
-    batches_running: int
-    stats: dict[str, Any] | None
+    model: ModelHealth | None = None
+    uptime_sec: float | None = None
+    pid: int | None = None
+    queue_depth: int | None = None
+    queue_size: int | None = None
+    max_batch: int | None = None
+    inference_busy: bool | None = None
+    batches_running: int | None = None
+    stats: dict[str, Any] | None = None
 
 
 def runtime_of(state: State) -> Runtime:
@@ -251,10 +246,10 @@ class HealthController(Controller):
         responses=error_responses(503, s503="the model is not loaded yet (Retry-After)"),
         sync_to_thread=False,
     )
-    def health(self, request: Request[Any, Any, Any], state: State) -> Health | Liveness:
+    def health(self, request: Request[Any, Any, Any], state: State) -> Health:
         runtime = runtime_of(state)
         if not has_valid_key(request):
-            return Liveness("ok")
+            return Health("ok")
         model = runtime.model
         det = model.detector
         return Health(

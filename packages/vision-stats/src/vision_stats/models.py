@@ -93,16 +93,11 @@ class DoctorReport(Struct):
     rollups_rebuilt: bool
 
 
-class Liveness(Struct):
-    """GET /health without the key: the service and its database answer, nothing more."""
+class Health(Struct, omit_defaults=True):
+    """GET /health: the service answers and its database too. Without the key only
+    `status` (liveness); with it the engine and versions as well."""
 
     status: str
-
-
-class Health(Struct):
-    """GET /health with the key: the service answers and its database too."""
-
-    status: str
-    engine: str
-    schema_version: int
-    version: str
+    engine: str | None = None
+    schema_version: int | None = None
+    version: str | None = None

@@ -6,6 +6,7 @@ Every handler touching the database is sync and runs in a worker thread
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -13,6 +14,7 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.openapi.spec import Operation, RequestBody, Schema
 from litestar.params import JSONBody, QueryParameter
 
 from vision_core.errors import FieldBoundsError
@@ -26,7 +28,6 @@ from vision_stats.models import (
     ClassTotal,
     Health,
     InsertResult,
-    Liveness,
     Overview,
     Series,
     SourceInfo,
@@ -35,9 +36,12 @@ from vision_stats.settings import StatsSettings
 from vision_stats.store import StatsStore
 from vision_stats.timeparse import parse_optional_time
 
+MAX_BATCH = 10_000  # StatsSettings.max_batch
+# what the OpenAPI document states; the decoder takes any list so that an empty one or a
+# long one gets its own message (and max_batch may be lower than the documented bound)
 EventsBody = StatsEvent | list[StatsEvent]
 Store = NamedDependency[StatsStore]  # opened in the lifespan, see app.py
-_decoder = msgspec.json.Decoder(EventsBody)
+_decoder = msgspec.json.Decoder(StatsEvent | list[StatsEvent])
 
 Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="most rows returned")]
 Source = Annotated[
@@ -61,6 +65,22 @@ Until = Annotated[
     QueryParameter(description="to (exclusive): ISO 8601, 'now', or a duration ago", max_length=64),
 ]
 READ_ERRORS = error_responses(400, 503)
+
+
+@dataclass
+class EventsOperation(Operation):
+    """The ingest body as documented: one event, or a list of 1..MAX_BATCH events (Litestar
+    does not carry a list's length bounds inside a union into the schema)."""
+
+    def __post_init__(self) -> None:
+        body = self.request_body
+        if not isinstance(body, RequestBody):
+            return
+        for media in body.content.values():
+            union = media.schema
+            for option in getattr(union, "one_of", None) or []:
+                if isinstance(option, Schema) and option.items is not None:
+                    option.min_items, option.max_items = 1, MAX_BATCH
 
 
 def _range(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
@@ -144,6 +164,7 @@ class IngestController(Controller):
         "/events",
         status_code=200,
         before_request=validate_events,
+        operation_class=EventsOperation,
         sync_to_thread=True,
         summary="Store one StatsEvent or a list of them",
         description=(
@@ -249,10 +270,8 @@ class HealthController(Controller):
         ),
         responses=error_responses(503),
     )
-    def health(
-        self, request: ASGIConnection[Any, Any, Any, Any], store: Store
-    ) -> Health | Liveness:
+    def health(self, request: ASGIConnection[Any, Any, Any, Any], store: Store) -> Health:
         store.ping()
         if not has_valid_key(request):
-            return Liveness("ok")
+            return Health("ok")
         return Health("ok", store.engine, store.schema_version(), __version__)
