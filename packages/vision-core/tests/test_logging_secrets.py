@@ -145,3 +145,15 @@ def test_console_line_leaves_tracebacks_to_the_jsonl(tmp_path: Path) -> None:
         and "code=3" in buf.getvalue()
     )
     assert "Traceback" in read_jsonl(tmp_path / "l.jsonl")[0]["traceback"]
+
+
+def test_a_kv_dsn_password_in_a_log_line_is_masked_and_the_line_stays_json(tmp_path) -> None:
+    from vision_core.logging import StructuredLogger, read_jsonl
+
+    log = StructuredLogger(tmp_path / "l.jsonl")
+    dsn = "host=db dbname=stats password=hunter2-kv"
+    log.error("x.err", f"cannot reach {dsn}", db=dsn)
+    log.close()
+    (line,) = read_jsonl(tmp_path / "l.jsonl")  # parses: the quote after the value survived
+    assert line["db"] == "host=db dbname=stats password=***"
+    assert "hunter2-kv" not in (tmp_path / "l.jsonl").read_text()

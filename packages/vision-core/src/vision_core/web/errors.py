@@ -16,7 +16,7 @@ from litestar.openapi import ResponseSpec
 __all__ = ["ERROR_TEXTS", "GENERIC_5XX", "ErrorBody", "error_responses"]
 
 
-class ErrorBody(msgspec.Struct):
+class ErrorBody(msgspec.Struct, omit_defaults=True):
     """Every 4xx/5xx answer: the status, what was wrong, the request id (also in the
     X-Request-Id header and in the server log), and details such as the field."""
 
