@@ -166,7 +166,7 @@ def hostile_db(tmp_path: Path) -> Iterator[str]:
                     model="m\x1b]8;;x\x07",
                 )
                 for i, src in enumerate(HOSTILE)
-            ]  # fmt: skip
+            ]
         )
     yield db
 

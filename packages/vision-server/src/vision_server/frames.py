@@ -137,6 +137,10 @@ def parse_meta(raw: dict[str, str | None]) -> FrameMetaIn:
         return msgspec.convert(given, FrameMetaIn, strict=False)
     except msgspec.ValidationError as exc:
         raise _invalid(exc, "frame metadata") from None
+    except UnicodeError:  # a lone surrogate (found by the fuzz test)
+        raise InvalidFieldError(
+            "frame metadata is not valid text (a lone surrogate)", field="source_id"
+        ) from None
 
 
 def check_ts(ts_utc: datetime | None, max_skew: timedelta) -> None:
