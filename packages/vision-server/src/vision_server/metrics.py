@@ -100,7 +100,7 @@ class _Live:
                 oldest(),
             )
         yield _gauge(
-            "vision_server_stats_dead_letters",
+            "vision_server_stats_outbox_dead_letters",
             "stats events the stats service refused for good (kept aside in the outbox)",
             snap.get("dead_letters", 0),
         )
