@@ -84,3 +84,25 @@ def test_cuda_without_the_gpu_wheel_falls_back_to_cpu_with_a_warning(make_settin
         pytest.skip("onnxruntime-gpu with a GPU is installed here")
     assert model.provider == "CPUExecutionProvider" and model.runners == 2
     assert "no CUDAExecutionProvider" in buf.getvalue() and "vision-server[gpu]" in buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("names", "bad"),
+    [
+        ({0: "car", 1: "person"}, None),
+        ({0: "car", 1: "bus\x1b[2J"}, 1),
+        ({0: "", 1: "car"}, 0),
+        ({0: "car", 2: "c" * 201}, 2),
+    ],
+)
+def test_class_names_must_be_what_vision_stats_accepts(
+    names: dict[int, str], bad: int | None
+) -> None:
+    from vision_server.errors import ServerConfigError
+    from vision_server.runtime import check_class_names
+
+    if bad is None:
+        check_class_names(names)
+        return
+    with pytest.raises(ServerConfigError, match=rf"class {bad} is named .*class_map"):
+        check_class_names(names)

@@ -26,6 +26,7 @@ from vision_core.web.metrics import MULTIPROC_ENV
 from vision_server.app import LAUNCH_ENV, create_app, launch_env
 from vision_server.errors import ServerConfigError
 from vision_server.model import load_model
+from vision_server.runtime import check_class_names
 from vision_server.settings import ServerSettings
 
 if TYPE_CHECKING:
@@ -105,6 +106,7 @@ def _serve(ctx: RunContext) -> dict[str, Any]:
     remote = settings.remote
     log = ctx.logger
     model = load_model(settings, log)  # fails here, with the path in the message, if unusable
+    check_class_names(dict(model.detector.class_names))  # and here if its names are unusable
     url = f"http://{remote.host}:{remote.port}"
     ctx.metrics.update(
         {"url": url, "workers": remote.workers, "model": model.path, "sha256": model.sha256}
