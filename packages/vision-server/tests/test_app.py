@@ -419,7 +419,18 @@ def test_openapi_documents_both_encodings_and_the_key(client: TestClient[Litesta
     assert {p["name"] for p in op["parameters"]} >= {"source_id", "X-Source-Id", "X-Frame-Index"}
     assert op["security"] == [{"ApiKey": []}]
     assert schema["components"]["securitySchemes"]["ApiKey"]["name"] == "X-API-Key"
-    assert {"200", "401", "413", "415", "422", "503"} <= set(op["responses"])
+    assert {"200", "400", "401", "413", "415", "422", "429", "431", "500", "503"} <= set(
+        op["responses"]
+    )
+    error = op["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
+    assert error.endswith("/ErrorBody")
+    frame = schema["components"]["schemas"]["FrameRequest"]["properties"]
+    assert frame["image_b64"]["contentEncoding"] == "base64"
+    assert frame["ts_utc"]["oneOf"][0]["format"] == "date-time" or "date-time" in str(
+        frame["ts_utc"]
+    )
+    assert frame["frame_index"]["maximum"] == 2**53 - 1
+    assert "pattern" in frame["source_id"] and frame["source_id"]["maxLength"] == 200
     assert "/health" in schema["paths"] and "/metrics" in schema["paths"]
 
 

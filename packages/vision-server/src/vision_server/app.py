@@ -29,6 +29,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from vision_core.logging import StructuredLogger
+from vision_core.types import FrameRequest
 from vision_core.web import API_KEY_HEADER, VisionWebPlugin
 from vision_server import __version__
 from vision_server.controllers import FrameController, HealthController, runtime_of
@@ -62,7 +63,11 @@ def create_app(
         "(deploy.remote.max_body_mb): send a smaller frame"
     )
     web = VisionWebPlugin(
-        "vision_server", settings.api_key, logger, details={413: (too_large, None)}
+        "vision_server",
+        settings.api_key,
+        logger,
+        details={413: (too_large, None)},
+        schema_structs=(FrameRequest,),
     )
     metrics = ServerMetrics(web.metrics)
     if not settings.api_key:

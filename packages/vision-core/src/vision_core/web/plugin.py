@@ -32,6 +32,7 @@ import msgspec
 from litestar import Litestar, Request, Response, get
 from litestar.config.app import AppConfig
 from litestar.exceptions import HTTPException
+from litestar.openapi.spec import Schema
 from litestar.plugins import InitPluginProtocol
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -103,6 +104,9 @@ class VisionWebPlugin(InitPluginProtocol):
     log: StructuredLogger
     max_header_bytes: int = MAX_HEADER_BYTES
     details: dict[int, tuple[str, dict[str, Any] | None]] = field(default_factory=dict)
+    #: structs whose msgspec `extra_json_schema` (contentEncoding, ...) the OpenAPI document
+    #: should carry: Litestar drops it when it converts a msgspec Meta
+    schema_structs: tuple[type, ...] = ()
     metrics: WebMetrics = field(init=False)
     _warned: dict[str, tuple[float, int]] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -127,6 +131,26 @@ class VisionWebPlugin(InitPluginProtocol):
         so a 404 would miss it)."""
         if not getattr(app.asgi_handler, "_vision_outer", False):
             app.asgi_handler = self._outer(app.asgi_handler)
+        self._schema_extras(app)
+
+    def _schema_extras(self, app: Litestar) -> None:
+        if not self.schema_structs or app.openapi_config is None:
+            return
+        components = app.openapi_schema.components.schemas or {}
+        for struct in self.schema_structs:
+            target = components.get(struct.__name__)
+            _, defs = msgspec.json.schema_components([struct])
+            props = defs.get(struct.__name__, {}).get("properties", {})
+            if target is None or not target.properties:
+                continue
+            for name, prop in props.items():
+                field_schema = target.properties.get(name)
+                if not isinstance(field_schema, Schema):
+                    continue
+                if "contentEncoding" in prop:
+                    field_schema.content_encoding = prop["contentEncoding"]
+                if "contentMediaType" in prop:
+                    field_schema.content_media_type = prop["contentMediaType"]
 
     def _metrics_handler(self) -> Any:
         plugin = self
