@@ -50,6 +50,18 @@ def test_successful_run_writes_metrics_artifacts_and_config(tmp_path: Path) -> N
         assert (tmp_path / "wd" / sub).is_dir()
 
 
+def test_config_json_is_in_the_run_dir_before_the_backend_runs(tmp_path: Path) -> None:
+    """A server killed with SIGKILL never reaches the end records: its config is there."""
+    seen: dict[str, Any] = {}
+
+    def backend(ctx: RunContext) -> None:
+        seen.update(json.loads((ctx.run_dir / "config.json").read_text()))
+        assert not (ctx.run_dir / "metrics.json").exists()
+
+    assert _kernel(tmp_path, serve=backend).run_train("serve").ok
+    assert seen["run"]["name"] == "t"
+
+
 def test_failed_run_still_writes_records_with_the_error(tmp_path: Path) -> None:
     def backend(ctx: RunContext) -> dict[str, Any]:
         ctx.metrics["epochs_done"] = 2

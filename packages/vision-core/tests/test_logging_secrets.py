@@ -191,3 +191,15 @@ def test_camera_credentials_come_from_an_environment_variable() -> None:
         camera_url("rtsp://10.0.0.7/live", "NOPE", environ=env)
     with pytest.raises(SecretError, match="must hold user:password"):
         camera_url("rtsp://10.0.0.7/live", "CAM_CREDS", environ={"CAM_CREDS": "justpass"})
+
+
+def test_a_kv_dsn_password_in_a_log_line_is_masked_and_the_line_stays_json(tmp_path: Path) -> None:
+    from vision_core.logging import StructuredLogger, read_jsonl
+
+    log = StructuredLogger(tmp_path / "l.jsonl")
+    dsn = "host=db dbname=stats password=hunter2-kv"
+    log.error("x.err", f"cannot reach {dsn}", db=dsn)
+    log.close()
+    (line,) = read_jsonl(tmp_path / "l.jsonl")  # parses: the quote after the value survived
+    assert line["db"] == "host=db dbname=stats password=***"
+    assert "hunter2-kv" not in (tmp_path / "l.jsonl").read_text()

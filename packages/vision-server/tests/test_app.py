@@ -23,7 +23,7 @@ from litestar.testing import TestClient
 
 from vision_core.infer import load_detector
 from vision_core.logging import StructuredLogger
-from vision_server import controllers
+from vision_core.web import auth as web_auth
 from vision_server.app import create_app
 from vision_server.errors import ServerConfigError
 from vision_server.settings import ServerSettings
@@ -203,7 +203,7 @@ def test_key_is_compared_in_constant_time_on_bytes(
         calls.append((a, b))
         return hmac.compare_digest(a, b)
 
-    monkeypatch.setattr(controllers, "compare_digest", spy)
+    monkeypatch.setattr(web_auth, "compare_digest", spy)
     for key in ("short", API_KEY):
         client.post(
             "/api/v1/frame",
@@ -357,7 +357,8 @@ def test_health_reports_the_model_and_is_503_before_it_is_loaded(
     r = cold.get("/health")
     assert r.status_code == 503 and "not loaded" in r.json()["detail"]
     with TestClient(app) as c:
-        h = c.get("/health").json()
+        assert c.get("/health").json() == {"status": "ok"}  # no key: liveness only
+        h = c.get("/health", headers=KEY).json()
     assert h["status"] == "ok"
     model = h["model"]
     assert model["path"] == str(graph_model.resolve())
@@ -398,7 +399,7 @@ def test_metrics_are_prometheus_text(client: TestClient[Litestar], kit: Any) -> 
         'vision_server_errors_total{kind="bad_image"} 1',
         'vision_server_errors_total{kind="unauthorized"} 1',
         "vision_server_batch_size_count 1",
-        'vision_server_request_duration_seconds_bucket{route="/api/v1/frame",le="+Inf"} 3',
+        'vision_server_request_duration_seconds_bucket{le="+Inf",route="/api/v1/frame"} 3',
         'vision_server_frame_stage_seconds_count{stage="inference"} 1',
         "vision_server_queue_depth 0",
         "vision_server_queue_capacity 64",
@@ -418,7 +419,18 @@ def test_openapi_documents_both_encodings_and_the_key(client: TestClient[Litesta
     assert {p["name"] for p in op["parameters"]} >= {"source_id", "X-Source-Id", "X-Frame-Index"}
     assert op["security"] == [{"ApiKey": []}]
     assert schema["components"]["securitySchemes"]["ApiKey"]["name"] == "X-API-Key"
-    assert {"200", "401", "413", "415", "422", "503"} <= set(op["responses"])
+    assert {"200", "400", "401", "413", "415", "422", "429", "431", "500", "503"} <= set(
+        op["responses"]
+    )
+    error = op["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
+    assert error.endswith("/ErrorBody")
+    frame = schema["components"]["schemas"]["FrameRequest"]["properties"]
+    assert frame["image_b64"]["contentEncoding"] == "base64"
+    assert frame["ts_utc"]["oneOf"][0]["format"] == "date-time" or "date-time" in str(
+        frame["ts_utc"]
+    )
+    assert frame["frame_index"]["maximum"] == 2**53 - 1
+    assert "pattern" in frame["source_id"] and frame["source_id"]["maxLength"] == 200
     assert "/health" in schema["paths"] and "/metrics" in schema["paths"]
 
 
@@ -497,7 +509,7 @@ def test_a_stats_outage_neither_slows_nor_fails_frames_and_loses_nothing(
         while not fake_stats.posts and time.monotonic() < deadline:
             time.sleep(0.05)
         assert fake_stats.posts >= 1 and not fake_stats.events
-        stats = c.get("/health").json()["stats"]
+        stats = c.get("/health", headers=KEY).json()["stats"]
         assert stats["pending"] == 20 and "503" in (stats["last_error"] or "")
         fake_stats.fail_with = None  # the service is back
         assert fake_stats.wait_for(20)
@@ -514,7 +526,7 @@ def test_record_stats_off_writes_no_outbox(
             headers={**KEY, "Content-Type": "image/jpeg", "X-Source-Id": "c"},
         )
         assert r.status_code == 200
-        assert c.get("/health").json()["stats"] is None
+        assert c.get("/health", headers=KEY).json().get("stats") is None
     assert not list((settings.workdir / "outbox").glob("*.db"))
 
 

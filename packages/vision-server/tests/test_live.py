@@ -98,7 +98,7 @@ def test_serve_batches_concurrent_frames_and_records_stats(
     metrics = httpx.get(f"{server.url}/metrics").text
     runs = int(re.search(r"vision_server_batch_size_count (\d+)", metrics).group(1))  # type: ignore[union-attr]
     assert runs < 32  # frames shared model runs
-    health = httpx.get(f"{server.url}/health").json()
+    health = httpx.get(f"{server.url}/health", headers=KEY).json()
     assert health["model"]["batching"] == "dynamic" and health["model"]["input_size"] == [160, 160]
 
     assert fake_stats.wait_for(32)
@@ -126,7 +126,7 @@ with httpx.Client(timeout=10) as c:
     while not os.path.exists(sys.argv[2]) or len(out) < 5:
         time.sleep(0.1)
         t0 = time.perf_counter()
-        r = c.get(sys.argv[1] + "/health")
+        r = c.get(sys.argv[1] + "/health", headers={"X-API-Key": sys.argv[3]})
         body = r.json()
         out.append([time.perf_counter() - t0, r.status_code, body["queue_depth"], body["inference_busy"]])
 print(json.dumps(out))
@@ -156,7 +156,7 @@ def test_overload_sheds_with_503_and_health_stays_responsive(
     rss_before = _status_kb(pid, "VmRSS")
     done = server.workdir / "flood-done"
     probe = subprocess.Popen(
-        [sys.executable, "-c", HEALTH_PROBE, server.url, str(done)],
+        [sys.executable, "-c", HEALTH_PROBE, server.url, str(done), API_KEY],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -207,7 +207,7 @@ def test_workers_each_have_their_own_session_and_outbox(
         deadline = time.monotonic() + 60
         while len(pids) < 2 and time.monotonic() < deadline:
             with httpx.Client(base_url=server.url, timeout=10) as fresh:  # new connection
-                pids.add(fresh.get("/health").json()["pid"])
+                pids.add(fresh.get("/health", headers=KEY).json()["pid"])
         r = c.post(
             "/api/v1/frame",
             content=frame,
@@ -230,7 +230,7 @@ def test_a_trained_model_detects_the_same_shapes_as_local_inference(
     server = serve(
         "--set", f"infer.model_path={trained_yolo.onnx}", "--set", "deploy.stats.endpoint="
     )
-    health = httpx.get(f"{server.url}/health").json()
+    health = httpx.get(f"{server.url}/health", headers=KEY).json()
     assert health["model"]["batching"] == "fixed-1"
     local = load_detector(trained_yolo.onnx)
     found = 0

@@ -1,4 +1,4 @@
-"""Small pieces: the rate limiter, the Prometheus registry, the runner plan."""
+"""Small pieces: the rate limiter, the Prometheus metrics, the runner plan."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from vision_core.logging import StructuredLogger
-from vision_server.metrics import Registry
+from vision_core.web import WebMetrics
 from vision_server.model import load_model, plan_runners
 from vision_server.ratelimit import RateLimiter
 
@@ -33,27 +33,24 @@ def test_rate_limiter_memory_is_bounded() -> None:
     assert len(rl) == 1
 
 
-def test_registry_renders_prometheus_text() -> None:
-    r = Registry()
-    c = r.counter("x_total", "things")
-    h = r.histogram("lat_seconds", "latency", (0.1, 1.0))
-    r.gauge("depth", "queue", lambda: [((), 3.0)])
-    c.inc(route="/a", status="200")
-    c.inc(2, route="/a", status="200")
-    c.inc(route='we"ird\\', status="500")
-    h.observe(0.05, route="/a")
-    h.observe(0.5, route="/a")
-    h.observe(5.0, route="/a")
-    text = r.render()
-    assert 'x_total{route="/a",status="200"} 3' in text
-    assert 'x_total{route="we\\"ird\\\\",status="500"} 1' in text
-    assert 'lat_seconds_bucket{route="/a",le="0.1"} 1' in text
-    assert 'lat_seconds_bucket{route="/a",le="1"} 2' in text
-    assert 'lat_seconds_bucket{route="/a",le="+Inf"} 3' in text
-    assert 'lat_seconds_count{route="/a"} 3' in text
-    assert 'lat_seconds_sum{route="/a"} 5.55' in text
-    assert "# TYPE depth gauge\ndepth 3\n" in text
-    assert h.count(route="/a") == 3 and c.value(route="/a", status="200") == 3
+def test_web_metrics_render_prometheus_text() -> None:
+    m = WebMetrics("x")
+    c = m.counter("things", "things", ("route", "status"))
+    h = m.histogram("lat_seconds", "latency", ("route",), (0.1, 1.0))
+    c.labels(route="/a", status="200").inc()
+    c.labels(route="/a", status="200").inc(2)
+    c.labels(route='we"ird\\', status="500").inc()
+    for value in (0.05, 0.5, 5.0):
+        h.labels(route="/a").observe(value)
+    text = m.render().decode()
+    assert 'x_things_total{route="/a",status="200"} 3.0' in text
+    assert 'x_things_total{route="we\\"ird\\\\",status="500"} 1.0' in text
+    assert 'x_lat_seconds_bucket{le="0.1",route="/a"} 1.0' in text
+    assert 'x_lat_seconds_bucket{le="1.0",route="/a"} 2.0' in text
+    assert 'x_lat_seconds_bucket{le="+Inf",route="/a"} 3.0' in text
+    assert 'x_lat_seconds_count{route="/a"} 3.0' in text
+    assert 'x_lat_seconds_sum{route="/a"} 5.55' in text
+    assert "_created" not in text
 
 
 @pytest.mark.parametrize(
@@ -87,3 +84,25 @@ def test_cuda_without_the_gpu_wheel_falls_back_to_cpu_with_a_warning(make_settin
         pytest.skip("onnxruntime-gpu with a GPU is installed here")
     assert model.provider == "CPUExecutionProvider" and model.runners == 2
     assert "no CUDAExecutionProvider" in buf.getvalue() and "vision-server[gpu]" in buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("names", "bad"),
+    [
+        ({0: "car", 1: "person"}, None),
+        ({0: "car", 1: "bus\x1b[2J"}, 1),
+        ({0: "", 1: "car"}, 0),
+        ({0: "car", 2: "c" * 201}, 2),
+    ],
+)
+def test_class_names_must_be_what_vision_stats_accepts(
+    names: dict[int, str], bad: int | None
+) -> None:
+    from vision_server.errors import ServerConfigError
+    from vision_server.runtime import check_class_names
+
+    if bad is None:
+        check_class_names(names)
+        return
+    with pytest.raises(ServerConfigError, match=rf"class {bad} is named .*class_map"):
+        check_class_names(names)

@@ -11,9 +11,7 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,11 +20,10 @@ import httpx
 import pytest
 
 from tests.fixtures.services import free_port
-from vision_core.secrets import redact_dsn
+from tests.fixtures.services import fresh_pg_schema as _fresh_schema
 from vision_core.types import StatsEvent
 from vision_stats.store import StatsStore, open_store
 
-PG_DSN = os.environ.get("VISION_STATS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 API_KEY = "test-ingest-key-0123456789"
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 CLASSES = ("car", "person", "bike", "truck")
@@ -61,46 +58,6 @@ def build_event(
 @pytest.fixture
 def make_event() -> EventFactory:
     return build_event
-
-
-@pytest.fixture(scope="session")
-def pg_unavailable() -> str | None:
-    """None when PostgreSQL answers, else why not."""
-    import psycopg
-
-    try:
-        with psycopg.connect(PG_DSN, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        return f"{type(exc).__name__}: {str(exc).strip()}"
-    return None
-
-
-@contextmanager
-def _fresh_schema(pg_unavailable: str | None) -> Iterator[str]:
-    if pg_unavailable:
-        pytest.skip(
-            f"!!! PostgreSQL NOT AVAILABLE at {redact_dsn(PG_DSN)} ({pg_unavailable}): "
-            "the PostgreSQL half of the vision-stats suite is SKIPPED !!!"
-        )
-    import psycopg
-    from psycopg.conninfo import make_conninfo
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield make_conninfo(PG_DSN, options=f"-csearch_path={schema}")
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
-@pytest.fixture
-def pg_dsn(pg_unavailable: str | None) -> Iterator[str]:
-    """A DSN whose search_path is a fresh schema, dropped afterwards."""
-    with _fresh_schema(pg_unavailable) as dsn:
-        yield dsn
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

@@ -199,8 +199,9 @@ def test_query_endpoints_answer_with_the_stored_figures(
     assert [s["source_id"] for s in sources] == ["cam-1", "cam-0"]
     recent_window = client.get("/api/v1/stats/overview", params={"since": "100s"}).json()
     assert recent_window["events_total"] == 4  # 0, 30, 60, 90 s ago
-    health = client.get("/api/v1/stats/health").json()
+    health = client.get("/api/v1/stats/health", headers=AUTH).json()
     assert health["status"] == "ok" and health["schema_version"] == 2
+    assert client.get("/api/v1/stats/health").json() == {"status": "ok"}  # no key: liveness
 
 
 @pytest.mark.parametrize(
@@ -231,7 +232,20 @@ def test_openapi_schema_describes_the_event_model(shared_client: TestClient[Any]
     }  # fmt: skip
     event = schema["components"]["schemas"]["StatsEvent"]
     assert event["properties"]["latency_ms"]["minimum"] == 0
+    assert event["properties"]["latency_ms"]["maximum"] == 86_400_000
+    assert event["properties"]["ts_utc"]["format"] == "date-time"
+    assert event["properties"]["frame_index"]["maximum"] == 2**53 - 1
+    assert event["properties"]["source_id"]["maxLength"] == 200
+    assert "pattern" in event["properties"]["source_id"]
     assert "event_id" in event["required"]
+    ingest = schema["paths"]["/api/v1/stats/events"]["post"]
+    assert {"200", "400", "401", "413", "422", "431", "500", "503"} <= set(ingest["responses"])
+    assert ingest["security"] == [{"ApiKey": []}]
+    body = ingest["requestBody"]["content"]["application/json"]["schema"]["oneOf"][1]
+    assert (body["minItems"], body["maxItems"]) == (1, 10_000)
+    overview = schema["paths"]["/api/v1/stats/overview"]["get"]
+    assert {"200", "400", "431", "500", "503"} <= set(overview["responses"])
+    assert "/metrics" in schema["paths"]
 
 
 def test_dashboard_page_and_its_files_are_served_locally(client: TestClient[Any]) -> None:

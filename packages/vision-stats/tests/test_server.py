@@ -86,7 +86,8 @@ def test_a_50_mb_body_gets_413_before_it_is_read(live_server) -> None:
 
 def test_serve_on_postgresql(serve_stats, pg_dsn: str, make_event) -> None:
     server = serve_stats(pg_dsn)
-    assert httpx.get(f"{server.url}/api/v1/stats/health").json()["engine"] == "postgres"
+    health = httpx.get(f"{server.url}/api/v1/stats/health", headers=server.headers).json()
+    assert health["engine"] == "postgres"
     events = [make_event(i) for i in range(250)]
     assert _post(server, events).json()["stored"] == 250
     assert _post(server, events[:100]).json()["duplicates"] == 100

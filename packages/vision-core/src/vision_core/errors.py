@@ -71,3 +71,16 @@ def require(module: str, install: str, purpose: str = "") -> None:
 
     if importlib.util.find_spec(module) is None:
         raise MissingDependencyError(module, install, purpose)
+
+
+class FieldBoundsError(VisionError, ValueError):
+    """A value crossing a boundary is outside what every reader can hold; `field` names it.
+
+    Raised by the bounds checks of `vision_core.types` (a timestamp too far from now, ...)
+    where a msgspec constraint cannot say it; servers answer it with 422.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message

@@ -1,9 +1,11 @@
 """VisionKernel: the one way every CLI runs a job.
 
 1. ensure the workdir layout; 2. create a unique run dir
-(`<workdir>/runs/<run_name>-<YYYYMMDD-HHMMSS>[-N]`); 3. look the backend up; 4. call it
-inside try/except; 5. ALWAYS write metrics.json, artifacts.json and config.json (the
-resolved config, secrets redacted), on failure too; 6. return a RunResult. A CLI exits
+(`<workdir>/runs/<run_name>-<YYYYMMDD-HHMMSS>[-N]`) and write config.json into it (the
+resolved config, secrets redacted) before anything runs, so a run killed half-way (a
+SIGKILLed server) still says what it ran with; 3. look the backend up; 4. call it inside
+try/except; 5. ALWAYS write metrics.json and artifacts.json, on failure too; 6. return a
+RunResult. A CLI exits
 non-zero when the result is not ok.
 """
 
@@ -134,6 +136,7 @@ class VisionKernel:
         """Run `fn(ctx)` with the kernel's guarantees: run dir, records always written."""
         self._ensure_workdir_layout()
         ctx = self._make_run_context(mode, backend)
+        atomic_write_json(ctx.run_dir / "config.json", config_to_dict(self.config))
         log = ctx.logger
         started = datetime.now(UTC)
         t0 = time.perf_counter()
@@ -173,7 +176,6 @@ class VisionKernel:
             "metrics": ctx.metrics,
         }
         record = {"run_id": ctx.run_id, "status": status, "dry_run": dry_run, **artifacts}
-        atomic_write_json(ctx.run_dir / "config.json", config_to_dict(self.config))
         atomic_write_json(ctx.run_dir / "metrics.json", _scrub_tree(metrics))
         atomic_write_json(ctx.run_dir / "artifacts.json", _scrub_tree(record))
         if status == "ok":

@@ -21,7 +21,11 @@ MASK = "***"
 _DSN_PASSWORD_URL = re.compile(
     r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<at>@)"
 )
-_DSN_PASSWORD_KV = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'[^']*'|\S+)", re.IGNORECASE)
+# an unquoted value ends at white space, or at a double quote or backslash: scrub() also
+# runs over JSON text (a log line), where the value is followed by `",`
+_DSN_PASSWORD_KV = re.compile(
+    r"(?P<head>\bpassword\s*=\s*)(?P<pw>'[^']*'|[^\s\"\\]+)", re.IGNORECASE
+)
 
 
 class Secret:

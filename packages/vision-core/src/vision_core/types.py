@@ -7,22 +7,67 @@ OpenAPI schema agrees with the code) and the in-process types.
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import msgspec
 from msgspec import Meta, Struct
 
-NonNegInt = Annotated[int, Meta(ge=0)]
+from vision_core.errors import FieldBoundsError
+from vision_core.textsafe import SAFE_TEXT_PATTERN
+
+# -- bounds: what every store and reader can hold, stated once ----------------------------------
+# Integers stay well inside int64 (the stores' BIGINT); frame indexes inside 2**53, exact in
+# every JSON reader (JavaScript's Number included); floats are finite (a bound refuses inf,
+# and JSON has no NaN); strings are length-capped and free of control characters, bidi
+# controls and lone surrogates (`vision_core.textsafe`). A timestamp must be within
+# `max_skew` of now (`check_timestamp`: a msgspec constraint cannot say "now").
+INT64_MAX = 2**63 - 1
+MAX_FRAME_INDEX = 2**53 - 1
+MAX_DETECTIONS = 1_000_000  # per frame, and per class of a frame
+MAX_CLASSES = 1_000  # classes in one event's counts_by_class
+MAX_LATENCY_MS = 86_400_000.0  # a day
+MAX_NAME = 200
+MAX_MODEL_NAME = 512
+MAX_EVENT_ID = 100
+#: the widest timestamp window a config may ask for (stays far inside datetime and int64 µs)
+MAX_SKEW_LIMIT = timedelta(days=36_500)
+
+NonNegInt = Annotated[int, Meta(ge=0, le=INT64_MAX)]
 NonNegFloat = Annotated[float, Meta(ge=0.0)]
 Score = Annotated[float, Meta(ge=0.0, le=1.0)]
-AwareDatetime = Annotated[datetime, Meta(tz=True)]
-Name = Annotated[str, Meta(min_length=1, max_length=200)]
-EventId = Annotated[str, Meta(min_length=1, max_length=100)]
+AwareDatetime = Annotated[
+    datetime, Meta(tz=True, description="ISO 8601 date-time with a zone (Z or +hh:mm)")
+]
+SafeText = Annotated[str, Meta(pattern=SAFE_TEXT_PATTERN)]
+Name = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=MAX_NAME,
+        pattern=SAFE_TEXT_PATTERN,
+        description="1-200 characters, no control or bidi characters",
+    ),
+]
+EventId = Annotated[str, Meta(min_length=1, max_length=MAX_EVENT_ID, pattern=SAFE_TEXT_PATTERN)]
+ModelName = Annotated[str, Meta(max_length=MAX_MODEL_NAME, pattern=SAFE_TEXT_PATTERN)]
+FrameIndex = Annotated[int, Meta(ge=0, le=MAX_FRAME_INDEX)]
+Count = Annotated[int, Meta(ge=0, le=MAX_DETECTIONS)]
+LatencyMs = Annotated[float, Meta(ge=0.0, le=MAX_LATENCY_MS)]
+ClassCounts = Annotated[dict[Name, Count], Meta(max_length=MAX_CLASSES)]
+Base64Image = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        description="the JPEG or PNG file, base64 (a data: URL prefix is accepted)",
+        extra_json_schema={"contentEncoding": "base64", "contentMediaType": "image/*"},
+    ),
+]
 
 
 class Detection(Struct, frozen=True, forbid_unknown_fields=True):
@@ -41,19 +86,19 @@ class StatsEvent(Struct, forbid_unknown_fields=True):
     ts_utc: AwareDatetime
     source_id: Name
     mode: Name
-    frame_index: NonNegInt
-    latency_ms: NonNegFloat
-    detections_total: NonNegInt
-    counts_by_class: dict[str, NonNegInt] = msgspec.field(default_factory=dict)
-    model: str = ""
+    frame_index: FrameIndex
+    latency_ms: LatencyMs
+    detections_total: Count
+    counts_by_class: ClassCounts = msgspec.field(default_factory=dict)
+    model: ModelName = ""
 
 
 class FrameRequest(Struct, forbid_unknown_fields=True):
     """POST /api/v1/frame body: a base64 JPEG/PNG plus where and when it was taken."""
 
-    image_b64: Annotated[str, Meta(min_length=1)]
+    image_b64: Base64Image
     source_id: Name
-    frame_index: NonNegInt = 0
+    frame_index: FrameIndex = 0
     ts_utc: AwareDatetime | None = None
 
 
@@ -78,6 +123,48 @@ class FrameResponse(Struct):
     # True when the server recorded this frame's StatsEvent itself; a client (vision-edge in
     # stream mode) records one only when this is False, so each frame is counted once
     stats_recorded: bool = False
+
+
+_REGEX_PHRASE = re.compile(r"matching regex '[^']*'")
+
+
+def describe_validation_error(exc: msgspec.ValidationError) -> tuple[str, str]:
+    """(message, field path) of a msgspec ValidationError, the regex said in words.
+
+    `Expected `str` matching regex '^[^...]*$' - at `$[2].source_id`` ->
+    ("Expected `str` without control or bidi characters", "$[2].source_id").
+    """
+    text = _REGEX_PHRASE.sub("without control or bidi characters", str(exc))
+    message, _, where = text.partition(" - at `")
+    return message, where.rstrip("`") or "$"
+
+
+def check_timestamp(
+    ts: datetime, *, field: str, max_skew: timedelta, now: datetime | None = None
+) -> None:
+    """FieldBoundsError unless `ts` is within `max_skew` (capped at MAX_SKEW_LIMIT) of now.
+
+    Compared in integer microseconds, so a timestamp that no datetime can hold once
+    converted to UTC (year 9999 with a negative offset) is refused, not an OverflowError.
+    """
+    skew = min(max_skew, MAX_SKEW_LIMIT)
+    current = now or utc_now()
+    offset = ts - current  # aware arithmetic: no intermediate UTC datetime is built
+    if abs(offset) > skew:
+        when = "ahead of" if offset > timedelta(0) else "behind"
+        raise FieldBoundsError(
+            field,
+            f"{ts.isoformat()} is more than {skew.days} days {when} the server's clock "
+            f"({current.isoformat(timespec='seconds')}); fix the sender's clock (or widen "
+            "stats.max_ts_skew_days)",
+        )
+
+
+def check_event(
+    ev: StatsEvent, *, max_skew: timedelta, now: datetime | None = None, at: str = "$"
+) -> None:
+    """The bound a msgspec constraint cannot say: the timestamp window around now."""
+    check_timestamp(ev.ts_utc, field=f"{at}.ts_utc", max_skew=max_skew, now=now)
 
 
 def new_event_id() -> str:

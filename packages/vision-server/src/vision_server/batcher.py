@@ -230,6 +230,7 @@ class Batcher(Generic[M]):
             failure = InferenceFailedError(
                 f"inference failed on a batch of {len(live)}: {type(exc).__name__}: {exc}"
             )
+            failure.__cause__ = exc  # the log line's traceback shows where it failed
             for it in live:
                 if not it.future.done():
                     it.future.set_exception(failure)

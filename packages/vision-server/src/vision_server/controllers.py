@@ -1,4 +1,4 @@
-"""Controllers, grouped by domain: frames (guarded), health, metrics.
+"""Controllers, grouped by domain: frames (guarded), health (/metrics is the plugin's).
 
 The frame handler reads its own body, because one path takes two encodings (a JSON
 FrameRequest or raw image bytes) and because the queue admission must come BEFORE the
@@ -10,39 +10,29 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from hmac import compare_digest
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
+from litestar.exceptions import TooManyRequestsException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.openapi.spec.media_type import OpenAPIMediaType
 from litestar.params import HeaderParameter, QueryParameter, SkipValidation
 
-from vision_core.types import FrameRequest, FrameResponse, FrameTiming
+from vision_core.types import MAX_NAME, FrameRequest, FrameResponse, FrameTiming
+from vision_core.web import api_key_guard, error_responses, has_valid_key
 from vision_server.errors import NotReadyError
 from vision_server.frames import media_kind, prepare
-from vision_server.metrics import MEDIA_TYPE
 from vision_server.runtime import Runtime
 from vision_server.stats import FrameMeta
 
-API_KEY_HEADER = "X-API-Key"
 RAW_ONLY = "raw image bodies only (a header of the same meaning wins)"
-
-
-class ErrorBody(msgspec.Struct):
-    """Every 4xx/5xx answer: the status, what was wrong, and details (e.g. the field)."""
-
-    status_code: int
-    detail: str
-    extra: dict[str, Any] | None = None
+_META = 64  # longest frame_index / ts_utc text accepted in a header or the query
 
 
 class ModelHealth(msgspec.Struct):
@@ -56,17 +46,20 @@ class ModelHealth(msgspec.Struct):
     intra_threads: int  # ONNX Runtime intra-op threads per run (0: its default)
 
 
-class Health(msgspec.Struct):
+class Health(msgspec.Struct, omit_defaults=True):
+    """/health: `status` alone without the key (liveness); with the key (or when no key is
+    configured) the model, queue, pid and stats outbox too."""
+
     status: str
-    model: ModelHealth
-    uptime_sec: float
-    pid: int
-    queue_depth: int
-    queue_size: int
-    max_batch: int
-    inference_busy: bool
-    batches_running: int
-    stats: dict[str, Any] | None
+    model: ModelHealth | None = None
+    uptime_sec: float | None = None
+    pid: int | None = None
+    queue_depth: int | None = None
+    queue_size: int | None = None
+    max_batch: int | None = None
+    inference_busy: bool | None = None
+    batches_running: int | None = None
+    stats: dict[str, Any] | None = None
 
 
 def runtime_of(state: State) -> Runtime:
@@ -79,18 +72,6 @@ def runtime_of(state: State) -> Runtime:
 
 
 # -- guards ---------------------------------------------------------------------------------
-
-
-def api_key_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """401 unless X-API-Key equals the configured key (constant-time, on bytes)."""
-    settings = connection.app.state.settings
-    expected = settings.api_key.reveal()
-    if not expected:  # possible only with allow_anonymous, checked (and warned) at start
-        return
-    given = connection.headers.get(API_KEY_HEADER, "")
-    # compare_digest on bytes: equal time for a wrong key of any length or content
-    if not compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode()):
-        raise NotAuthorizedException(f"{'wrong' if given else 'missing'} {API_KEY_HEADER} header")
 
 
 def rate_limit_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -137,15 +118,15 @@ class FrameOperation(Operation):
         )
 
 
-_ERRORS = {
-    400: "empty body, or not JSON",
-    401: "missing or wrong X-API-Key",
-    413: "body above deploy.remote.max_body_mb, or image above max_image_pixels",
-    415: "Content-Type is not application/json, image/jpeg or image/png",
-    422: "a field is missing, unknown or invalid; or the image is not a whole JPEG/PNG",
-    429: "per-client rate limit exceeded (Retry-After)",
-    503: "frame queue full (Retry-After)",
-}
+_ERRORS = error_responses(
+    400, 401, 413, 415, 422, 429, 503,
+    s400="empty body, or not JSON",
+    s413="body above deploy.remote.max_body_mb, or image above max_image_pixels",
+    s415="Content-Type is not application/json, image/jpeg or image/png",
+    s422="a field is missing, unknown or out of bounds (extra.field names it); or the image "
+    "is not a whole JPEG/PNG",
+    s503="frame queue full, or the model is not loaded yet (Retry-After)",
+)  # fmt: skip
 
 
 class FrameController(Controller):
@@ -159,9 +140,7 @@ class FrameController(Controller):
         status_code=200,
         operation_class=FrameOperation,
         dependencies={"frame_request": Provide(_frame_body_doc, sync_to_thread=False)},
-        responses={
-            code: ResponseSpec(ErrorBody, description=text) for code, text in _ERRORS.items()
-        },
+        responses=_ERRORS,
         summary="Detect objects on one frame",
     )
     async def frame(
@@ -169,23 +148,38 @@ class FrameController(Controller):
         request: Request[Any, Any, Any],
         runtime: SkipValidation[Runtime],  # opened in the lifespan, see app.py
         source_id: Annotated[
-            str | None, QueryParameter(name="source_id", required=False, description=RAW_ONLY)
+            str | None,
+            QueryParameter(
+                name="source_id", required=False, description=RAW_ONLY, max_length=MAX_NAME
+            ),
         ] = None,
         frame_index: Annotated[
-            str | None, QueryParameter(name="frame_index", required=False, description=RAW_ONLY)
+            str | None,
+            QueryParameter(
+                name="frame_index", required=False, description=RAW_ONLY, max_length=_META
+            ),
         ] = None,
         ts_utc: Annotated[
-            str | None, QueryParameter(name="ts_utc", required=False, description=RAW_ONLY)
+            str | None,
+            QueryParameter(name="ts_utc", required=False, description=RAW_ONLY, max_length=_META),
         ] = None,
         h_source_id: Annotated[
-            str | None, HeaderParameter(name="X-Source-Id", required=False, description=RAW_ONLY)
+            str | None,
+            HeaderParameter(
+                name="X-Source-Id", required=False, description=RAW_ONLY, max_length=MAX_NAME
+            ),
         ] = None,
         h_frame_index: Annotated[
             str | None,
-            HeaderParameter(name="X-Frame-Index", required=False, description=RAW_ONLY),
+            HeaderParameter(
+                name="X-Frame-Index", required=False, description=RAW_ONLY, max_length=_META
+            ),
         ] = None,
         h_ts_utc: Annotated[
-            str | None, HeaderParameter(name="X-Ts-Utc", required=False, description=RAW_ONLY)
+            str | None,
+            HeaderParameter(
+                name="X-Ts-Utc", required=False, description=RAW_ONLY, max_length=_META
+            ),
         ] = None,
     ) -> FrameResponse:
         """Detections (in pixels of the frame sent) and the time spent per stage."""
@@ -207,6 +201,7 @@ class FrameController(Controller):
                 body,
                 raw_meta,
                 runtime.settings.remote.max_image_pixels,
+                runtime.settings.max_ts_skew,
             )
             meta = FrameMeta(frame.source_id, frame.frame_index, frame.ts_utc, t0)
             result = await runtime.batcher.submit(ticket, frame.image, meta)
@@ -215,10 +210,10 @@ class FrameController(Controller):
         total_ms = (time.perf_counter() - t0) * 1000.0
         m = runtime.metrics
         m.frames.inc()
-        m.stage.observe(frame.decode_ms / 1000.0, stage="decode")
-        m.stage.observe(result.queue_ms / 1000.0, stage="queue")
-        m.stage.observe(result.inference_ms / 1000.0, stage="inference")
-        m.stage.observe(total_ms / 1000.0, stage="total")
+        m.stage.labels(stage="decode").observe(frame.decode_ms / 1000.0)
+        m.stage.labels(stage="queue").observe(result.queue_ms / 1000.0)
+        m.stage.labels(stage="inference").observe(result.inference_ms / 1000.0)
+        m.stage.labels(stage="total").observe(total_ms / 1000.0)
         h, w = frame.image.shape[:2]
         runtime.tally.add(frame.source_id, result.detections, runtime.stats is not None)
         return FrameResponse(
@@ -243,12 +238,18 @@ class HealthController(Controller):
 
     @get(
         "/",
-        summary="Model, queue and stats state; 200 only when the model is loaded",
-        responses={503: ResponseSpec(ErrorBody, description="model not loaded")},
+        summary="Liveness; with the X-API-Key header also the model, queue and stats state",
+        description=(
+            "200 only when the model is loaded. Without the key: `{status}`. With it (or "
+            "when no key is configured): the model, queue, pid and stats outbox."
+        ),
+        responses=error_responses(503, s503="the model is not loaded yet (Retry-After)"),
         sync_to_thread=False,
     )
-    def health(self, state: State) -> Health:
+    def health(self, request: Request[Any, Any, Any], state: State) -> Health:
         runtime = runtime_of(state)
+        if not has_valid_key(request):
+            return Health("ok")
         model = runtime.model
         det = model.detector
         return Health(
@@ -272,12 +273,3 @@ class HealthController(Controller):
             batches_running=runtime.batcher.running,
             stats=runtime.stats.snapshot() if runtime.stats is not None else None,
         )
-
-
-class MetricsController(Controller):
-    path = "/metrics"
-    tags = ("operations",)
-
-    @get("/", summary="Prometheus text exposition", media_type=MEDIA_TYPE, sync_to_thread=False)
-    def metrics(self, state: State) -> Response[str]:
-        return Response(state.metrics.render(), media_type=MEDIA_TYPE)

@@ -10,6 +10,8 @@ other command; the workers append their log lines to the same log.jsonl.
   supervisor starts N worker processes; each calls `create_app_from_env`, which rebuilds
   the config from LAUNCH_ENV (the resolved config; secrets stay in the environment
   variables the config names) and opens its own model session, batcher and outbox slot.
+  Their metrics live in `<run dir>/prometheus` (PROMETHEUS_MULTIPROC_DIR, new with each
+  run), so a scrape of /metrics, whichever worker answers it, sums every worker.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from vision_core.config import config_to_dict
+from vision_core.web.metrics import MULTIPROC_ENV
 from vision_server.app import LAUNCH_ENV, create_app, launch_env
 from vision_server.errors import ServerConfigError
 from vision_server.model import load_model
+from vision_server.runtime import check_class_names
 from vision_server.settings import ServerSettings
 
 if TYPE_CHECKING:
@@ -102,6 +106,7 @@ def _serve(ctx: RunContext) -> dict[str, Any]:
     remote = settings.remote
     log = ctx.logger
     model = load_model(settings, log)  # fails here, with the path in the message, if unusable
+    check_class_names(dict(model.detector.class_names))  # and here if its names are unusable
     url = f"http://{remote.host}:{remote.port}"
     ctx.metrics.update(
         {"url": url, "workers": remote.workers, "model": model.path, "sha256": model.sha256}
@@ -143,7 +148,9 @@ def _serve(ctx: RunContext) -> dict[str, Any]:
     config = uvicorn.Config(
         "vision_server.app:create_app_from_env", factory=True, workers=remote.workers, **common
     )
-    with _env(LAUNCH_ENV, value):
+    metrics_dir = ctx.run_dir / "prometheus"
+    metrics_dir.mkdir(exist_ok=True)
+    with _env(LAUNCH_ENV, value), _env(MULTIPROC_ENV, str(metrics_dir)):
         try:
             sock = config.bind_socket()
         except SystemExit as exc:

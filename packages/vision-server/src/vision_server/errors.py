@@ -1,6 +1,8 @@
 """vision-server errors: each one maps to an HTTP status and a JSON body naming the problem.
 
-`kind` is the label of the `vision_server_errors_total{kind=...}` counter.
+`kind` is the label of the `vision_server_errors_total{kind=...}` counter. The mapping to
+an answer is `vision_core.web`'s: a 5xx shows its detail only when `expose_detail` is
+set (load shedding); any other 5xx answers a generic text and logs the detail.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ class QueueFullError(ServerError):
 
     status_code = 503
     kind = "queue_full"
+    expose_detail = True  # load shedding, not a fault: the client is told why
 
 
 class InferenceFailedError(ServerError):
@@ -97,3 +100,4 @@ class NotReadyError(ServerError):
 
     status_code = 503
     kind = "not_ready"
+    expose_detail = True

@@ -19,13 +19,21 @@ import binascii
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 import msgspec
 import numpy as np
 
-from vision_core.types import AwareDatetime, FrameRequest, Name, NonNegInt
+from vision_core.errors import FieldBoundsError
+from vision_core.types import (
+    AwareDatetime,
+    FrameIndex,
+    FrameRequest,
+    Name,
+    check_timestamp,
+    describe_validation_error,
+)
 from vision_server import images
 from vision_server.errors import (
     BadImageError,
@@ -47,7 +55,7 @@ class FrameMetaIn(msgspec.Struct, forbid_unknown_fields=True):
     """The metadata of a raw-image request (headers or query), validated like FrameRequest."""
 
     source_id: Name
-    frame_index: NonNegInt = 0
+    frame_index: FrameIndex = 0
     ts_utc: AwareDatetime | None = None
 
 
@@ -78,8 +86,10 @@ def _field_of(message: str) -> str | None:
     return m["name"] or (m["path"] or "").split(".", 1)[0].split("[", 1)[0] or None
 
 
-def _invalid(message: str, what: str) -> InvalidFieldError:
-    return InvalidFieldError(f"invalid {what}: {message}", field=_field_of(message))
+def _invalid(exc: msgspec.ValidationError, what: str) -> InvalidFieldError:
+    message, where = describe_validation_error(exc)
+    text = f"{message} - at `{where}`" if where != "$" else message
+    return InvalidFieldError(f"invalid {what}: {text}", field=_field_of(str(exc)))
 
 
 def _b64(text: str) -> bytes:
@@ -102,8 +112,8 @@ def parse_json(body: bytes) -> FrameRequest:
     try:
         return _json_decoder.decode(body)
     except msgspec.ValidationError as exc:
-        raise _invalid(str(exc), "FrameRequest") from None
-    except msgspec.DecodeError as exc:
+        raise _invalid(exc, "FrameRequest") from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise BadRequestError(f"body is not valid JSON: {exc}") from None
 
 
@@ -126,11 +136,30 @@ def parse_meta(raw: dict[str, str | None]) -> FrameMetaIn:
     try:
         return msgspec.convert(given, FrameMetaIn, strict=False)
     except msgspec.ValidationError as exc:
-        raise _invalid(str(exc), "frame metadata") from None
+        raise _invalid(exc, "frame metadata") from None
+    except UnicodeError:  # a lone surrogate (found by the fuzz test)
+        raise InvalidFieldError(
+            "frame metadata is not valid text (a lone surrogate)", field="source_id"
+        ) from None
+
+
+def check_ts(ts_utc: datetime | None, max_skew: timedelta) -> None:
+    """422 for a ts_utc further from now than stats.max_ts_skew_days: the server passes it
+    on in its StatsEvent, which vision-stats would refuse."""
+    if ts_utc is None:
+        return
+    try:
+        check_timestamp(ts_utc, field="ts_utc", max_skew=max_skew)
+    except FieldBoundsError as exc:
+        raise InvalidFieldError(f"invalid ts_utc: {exc.message}", field="ts_utc") from None
 
 
 def prepare(
-    kind: MediaKind, body: bytes, raw_meta: dict[str, str | None], max_pixels: int
+    kind: MediaKind,
+    body: bytes,
+    raw_meta: dict[str, str | None],
+    max_pixels: int,
+    max_skew: timedelta = timedelta(days=3650),
 ) -> Prepared:
     """Parse, check and decode one frame (in a decode thread)."""
     t0 = time.perf_counter()
@@ -146,6 +175,7 @@ def prepare(
         data = body
         source_id, frame_index, ts_utc = meta.source_id, meta.frame_index, meta.ts_utc
         where = "body"
+    check_ts(ts_utc, max_skew)
     try:
         image = images.decode(data, max_pixels, where=where)
     except BadImageError as exc:

@@ -16,9 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from vision_core.logging import StructuredLogger
-from vision_core.types import Detection
+from vision_core.textsafe import safe_text
+from vision_core.types import Detection, Name
 from vision_server.batcher import Batcher
+from vision_server.errors import ServerConfigError
 from vision_server.metrics import ServerMetrics
 from vision_server.model import LoadedModel, load_model
 from vision_server.ratelimit import RateLimiter
@@ -111,6 +115,21 @@ class Runtime:
             self.stats.close()
 
 
+def check_class_names(class_names: dict[int, str]) -> None:
+    """The class names go into every StatsEvent this server passes on: they must be what
+    vision-stats accepts (1-200 characters, no control or bidi characters), or every event
+    would be refused. ServerConfigError naming the class otherwise."""
+    for class_id, name in sorted(class_names.items()):
+        try:
+            msgspec.convert(name, Name)
+        except (msgspec.ValidationError, UnicodeError):
+            raise ServerConfigError(
+                f"the model's class {class_id} is named {safe_text(name)[:80]!r}: class names "
+                "must be 1-200 characters without control or bidi characters (they go into "
+                "every StatsEvent); set class_map in the config to name the classes"
+            ) from None
+
+
 def open_runtime(
     settings: ServerSettings,
     log: StructuredLogger,
@@ -120,6 +139,7 @@ def open_runtime(
 ) -> Runtime:
     """Load the model (unless given), open the stats outbox; the batcher is not started."""
     loaded = model or load_model(settings, log)
+    check_class_names(dict(loaded.detector.class_names))
     cv2_threads: int | None = None
     if loaded.runners > 1:
         import cv2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from vision_core.config import InferSection, PipelineConfig, RemoteSection, StatsSink
@@ -27,6 +28,7 @@ class ServerSettings:
     log_level: str = "INFO"
     api_key: Secret = field(default_factory=lambda: Secret("", "VISION_INGEST_API_KEY"))
     stats_api_key: Secret = field(default_factory=lambda: Secret("", "VISION_STATS_API_KEY"))
+    max_ts_skew_days: float = 3650.0  # stats.max_ts_skew_days: what vision-stats accepts
 
     @classmethod
     def from_config(
@@ -44,7 +46,12 @@ class ServerSettings:
                 remote.api_key_env, key_path="deploy.remote.api_key_env", environ=environ
             ),
             stats_api_key=stats_api_key(cfg, environ),
+            max_ts_skew_days=cfg.stats.max_ts_skew_days,
         )
+
+    @property
+    def max_ts_skew(self) -> timedelta:
+        return timedelta(days=self.max_ts_skew_days)
 
     @property
     def max_body_bytes(self) -> int:

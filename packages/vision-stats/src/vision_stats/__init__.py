@@ -14,6 +14,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 from vision_stats.errors import StatsError
 from vision_stats.models import (
     ClassTotal,
+    DoctorReport,
     InsertResult,
     Overview,
     PruneResult,
@@ -26,6 +27,7 @@ from vision_stats.store import StatsStore, open_store
 
 __all__ = [
     "ClassTotal",
+    "DoctorReport",
     "InsertResult",
     "Overview",
     "PruneResult",

@@ -11,6 +11,7 @@ import click
 
 from vision_core.cli import config_options, fail, load_cli_config, version_option
 from vision_core.logging import StructuredLogger
+from vision_core.textsafe import safe_text
 from vision_stats import render
 from vision_stats.errors import AuthConfigError, InvalidQueryError, StatsError
 from vision_stats.settings import StatsSettings
@@ -45,9 +46,9 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except (InvalidQueryError, AuthConfigError) as exc:
-        fail(str(exc), code=2)
+        fail(safe_text(exc), code=2)
     except StatsError as exc:
-        fail(str(exc))
+        fail(safe_text(exc))
 
 
 @contextmanager
@@ -185,6 +186,22 @@ def prune(
         )
     with _store(config_path, overrides, db) as store, _errors():
         _show(store.prune(age), as_json, render.prune_line)
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="Only count the bad rows; change nothing.")
+@_json_option
+@_db_options
+def doctor(
+    check: bool,
+    as_json: bool,
+    db: str | None,
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+) -> None:
+    """Repair rows outside the bounds (bad times, huge numbers) and rebuild the totals."""
+    with _store(config_path, overrides, db) as store, _errors():
+        _show(store.doctor(repair=not check), as_json, render.doctor_table)
 
 
 @main.command()

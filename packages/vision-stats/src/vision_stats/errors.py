@@ -59,6 +59,9 @@ class StoreUnavailableError(StoreError):
     """The database cannot be reached, or no connection freed up in time."""
 
     status_code = 503
+    #: what a client is told (the message, with the DSN and the driver's words, is logged)
+    public_detail = "the statistics database did not answer; retry later"
+    headers = {"Retry-After": "5"}  # noqa: RUF012 - a constant
 
 
 class SchemaVersionError(StoreError):

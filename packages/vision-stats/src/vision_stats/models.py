@@ -81,10 +81,23 @@ class PruneResult(Struct):
     events_deleted: int
 
 
-class Health(Struct):
-    """GET /health: the service answers and its database too."""
+class DoctorReport(Struct):
+    """`vision-stats doctor`: rows outside the bounds, and what was done about them."""
+
+    engine: str
+    events: int
+    bad_time: int  # ts_us outside what every reader can hold: deleted
+    bad_numbers: int  # integers above the caps, negative or non-finite: clamped
+    bad_counts: int  # counts_json that does not parse or exceeds the caps: rewritten
+    repaired: bool  # False: only counted (--check)
+    rollups_rebuilt: bool
+
+
+class Health(Struct, omit_defaults=True):
+    """GET /health: the service answers and its database too. Without the key only
+    `status` (liveness); with it the engine and versions as well."""
 
     status: str
-    engine: str
-    schema_version: int
-    version: str
+    engine: str | None = None
+    schema_version: int | None = None
+    version: str | None = None

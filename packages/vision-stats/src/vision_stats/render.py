@@ -7,12 +7,14 @@ from datetime import datetime
 
 import msgspec
 
+from vision_core.textsafe import safe_json, safe_text
 from vision_core.types import StatsEvent
-from vision_stats.models import ClassTotal, Overview, PruneResult, SourceInfo
+from vision_stats.models import ClassTotal, DoctorReport, Overview, PruneResult, SourceInfo
 
 
 def to_json(obj: object) -> str:
-    return msgspec.json.format(msgspec.json.encode(obj), indent=2).decode()
+    """Indented JSON, terminal-safe: C1 and bidi controls written as \\uNNNN escapes."""
+    return safe_json(msgspec.json.format(msgspec.json.encode(obj), indent=2).decode())
 
 
 def _ts(dt: datetime | None) -> str:
@@ -35,7 +37,7 @@ def _ago(sec: float) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], right: set[int]) -> str:
     """Columns padded to their widest cell; the columns in `right` right-aligned."""
-    cells = [[str(c) for c in headers]] + [[str(c) for c in r] for r in rows]
+    cells = [[safe_text(c) for c in headers]] + [[safe_text(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
 
     def line(r: list[str]) -> str:
@@ -107,3 +109,16 @@ def sources_table(sources: list[SourceInfo]) -> str:
 
 def prune_line(result: PruneResult) -> str:
     return f"deleted {result.events_deleted:,} events before {_ts(result.cutoff_utc)} UTC"
+
+
+def doctor_table(r: DoctorReport) -> str:
+    rows = [
+        ("engine", r.engine),
+        ("events", f"{r.events:,}"),
+        ("time out of range (deleted)", f"{r.bad_time:,}"),
+        ("numbers out of bounds (clamped)", f"{r.bad_numbers:,}"),
+        ("counts_json out of bounds (rewritten)", f"{r.bad_counts:,}"),
+        ("repaired", "yes" if r.repaired else "no (--check)"),
+        ("rollups rebuilt", "yes" if r.rollups_rebuilt else "no"),
+    ]
+    return table(("check", "result"), rows, {1})

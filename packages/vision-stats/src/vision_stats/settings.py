@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from vision_core.config import PipelineConfig
 from vision_core.secrets import Secret, redact_dsn, resolve_secret
@@ -25,6 +26,7 @@ class StatsSettings:
     retention_days: int = 0
     refresh_sec: float = 5.0
     max_batch: int = 10_000
+    max_ts_skew_days: float = 3650.0
 
     @classmethod
     def from_config(
@@ -46,12 +48,17 @@ class StatsSettings:
             max_body_mb=s.max_body_mb,
             retention_days=s.retention_days,
             refresh_sec=s.refresh_sec,
+            max_ts_skew_days=s.max_ts_skew_days,
         )
 
     @property
     def db_display(self) -> str:
         """The database with any password blanked."""
         return redact_dsn(self.db)
+
+    @property
+    def max_ts_skew(self) -> timedelta:
+        return timedelta(days=self.max_ts_skew_days)
 
     @property
     def max_body_bytes(self) -> int:

@@ -23,7 +23,10 @@ def parse_duration(text: str, *, what: str = "duration") -> timedelta:
     if not _DURATION.match(value):
         raise TimeParseError(f"{what}: {_HINT}, got {text!r}", field=what)
     seconds = sum(float(num) * _UNITS[unit] for num, unit in _PART.findall(value))
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise TimeParseError(f"{what}: {text!r} is longer than any calendar", field=what) from None
 
 
 def parse_time(text: str, *, now: datetime | None = None, what: str = "time") -> datetime:
@@ -32,19 +35,23 @@ def parse_time(text: str, *, now: datetime | None = None, what: str = "time") ->
     now = now or datetime.now(UTC)
     if value.lower() == "now":
         return now
-    if value and _DURATION.match(value.lower()):
-        return now - parse_duration(value, what=what)
     try:
+        if value and _DURATION.match(value.lower()):
+            return now - parse_duration(value, what=what)
         parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise TimeParseError(
+            f"{what}: {text!r} is outside the years 1..9999 once taken to UTC", field=what
+        ) from None
     except ValueError:
         raise TimeParseError(
             f"{what}: expected an ISO 8601 time (2024-05-01T12:00:00Z), 'now', "
             f"or a duration meaning that long ago (24h), got {text!r}",
             field=what,
         ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def parse_optional_time(

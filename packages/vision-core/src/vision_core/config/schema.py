@@ -309,6 +309,13 @@ class StatsSection:
     max_body_mb: float = opt(8.0, "largest ingest body (413 above)", gt=0)
     retention_days: int = opt(0, "delete events older than this at start (0 = keep)", ge=0)
     refresh_sec: float = opt(5.0, "dashboard refresh period", gt=0)
+    max_ts_skew_days: float = opt(
+        3650.0,
+        "event/frame timestamps further than this from now are refused (422); also "
+        "vision-server's window for frame ts_utc",
+        gt=0,
+        le=36500,
+    )
 
 
 @dataclass(**FROZEN)

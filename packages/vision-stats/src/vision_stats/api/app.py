@@ -1,37 +1,43 @@
 """`create_app(settings)`: the Litestar app of vision-stats.
 
 The store is opened (and migrated, and pruned when retention is set) in the lifespan and
-handed to handlers by dependency injection; errors become 4xx JSON bodies that name the
-problem; the body size limit gives 413.
+handed to handlers by dependency injection. The shared vision plugin
+(`vision_core.web.VisionWebPlugin`) brings the API-key guard, the error bodies with a
+request id, the 431 header cap, `/metrics` and the exception handlers; the body size
+limit gives 413.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
 from typing import Any, cast
 
 import anyio.to_thread
-from litestar import Litestar, Request, Response
+from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from prometheus_client.core import GaugeMetricFamily
 
 from vision_core.logging import StructuredLogger
-from vision_core.secrets import scrub
+from vision_core.web import API_KEY_HEADER, VisionWebPlugin
 from vision_stats import __version__
 from vision_stats.api.controllers import HealthController, IngestController, QueryController
 from vision_stats.api.dashboard import DashboardController, static_router
-from vision_stats.errors import StatsError
+from vision_stats.errors import StoreUnavailableError
 from vision_stats.settings import StatsSettings
 from vision_stats.store import StatsStore, open_store
 
 
 def _provide_store(state: State) -> StatsStore:
-    return cast(StatsStore, state.store)
+    store = state.get("store")
+    if store is None:  # not opened yet, or closing
+        raise StoreUnavailableError("the statistics store is not open (starting or stopping)")
+    return cast(StatsStore, store)
 
 
 @asynccontextmanager
@@ -59,31 +65,25 @@ async def _store_lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.store = store
         yield
     finally:
+        app.state.store = None
         await anyio.to_thread.run_sync(store.close)
 
 
-def _error_body(status: int, detail: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"status_code": status, "detail": scrub(detail)}
-    if extra:
-        body["extra"] = extra
-    return body
+class _InfoCollector:
+    """vision_stats_info{version, engine}: read at scrape time."""
 
+    def __init__(self, state: State) -> None:
+        self._state = state
 
-def _stats_error(request: Request[Any, Any, Any], exc: StatsError) -> Response[dict[str, Any]]:
-    if exc.status_code >= 500:
-        request.app.state.log.error("stats.error", scrub(str(exc)), path=request.url.path)
-    return Response(_error_body(exc.status_code, str(exc), exc.extra), status_code=exc.status_code)
-
-
-def _too_large(
-    request: Request[Any, Any, Any], exc: RequestEntityTooLarge
-) -> Response[dict[str, Any]]:
-    settings: StatsSettings = request.app.state.settings
-    detail = (
-        f"request body larger than {settings.max_body_mb:g} MB (stats.max_body_mb): "
-        "send smaller batches; nothing was stored"
-    )
-    return Response(_error_body(413, detail, {"stored": 0}), status_code=413)
+    def collect(self) -> Iterator[Any]:
+        info = GaugeMetricFamily(
+            "vision_stats_info",
+            "the service: version and store engine",
+            labels=["version", "engine"],
+        )
+        store = self._state.get("store")
+        info.add_metric([__version__, store.engine if store is not None else ""], 1.0)
+        yield info
 
 
 def create_app(settings: StatsSettings, *, log: StructuredLogger | None = None) -> Litestar:
@@ -95,6 +95,18 @@ def create_app(settings: StatsSettings, *, log: StructuredLogger | None = None) 
             "stats.anonymous",
             "ingest is OPEN: no API key is set and stats.allow_anonymous = true",
         )
+    too_large = (
+        f"request body larger than {settings.max_body_mb:g} MB (stats.max_body_mb): "
+        "send smaller batches; nothing was stored"
+    )
+    web = VisionWebPlugin(
+        "vision_stats", settings.api_key, logger, details={413: (too_large, {"stored": 0})}
+    )
+    state = State({"settings": settings, "log": logger, "store": None})
+    web.metrics.add_collector(_InfoCollector(state))
+    state["events_total"] = web.metrics.counter(
+        "events", "events received by outcome (stored, duplicate, rejected)", ("outcome",)
+    )
     return Litestar(
         route_handlers=[
             IngestController,
@@ -105,17 +117,28 @@ def create_app(settings: StatsSettings, *, log: StructuredLogger | None = None) 
         ],
         dependencies={"store": Provide(_provide_store, sync_to_thread=False)},
         lifespan=[_store_lifespan],
-        state=State({"settings": settings, "log": logger}),
-        exception_handlers={
-            StatsError: _stats_error,
-            RequestEntityTooLarge: _too_large,
-        },
+        state=state,
+        plugins=[web],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="vision-stats",
             version=__version__,
-            description="Statistics of the vision fleet: ingest StatsEvents, query totals.",
+            description=(
+                "Statistics of the vision fleet: ingest StatsEvents, query totals. Errors are "
+                "`{status_code, detail, request_id, extra}`; the request id is also in the "
+                "X-Request-Id header and in the server log."
+            ),
             path="/schema",
+            components=Components(
+                security_schemes={
+                    "ApiKey": SecurityScheme(
+                        type="apiKey",
+                        name=API_KEY_HEADER,
+                        security_scheme_in="header",
+                        description="stats.api_key_env names the variable",
+                    )
+                }
+            ),
         ),
         debug=False,
     )

@@ -3,10 +3,16 @@
 Times are stored as integer microseconds since the Unix epoch (UTC), in both engines:
 bucketing is integer arithmetic, and the SQL that reads them is the same for SQLite and
 PostgreSQL.
+
+Reads never break on stored data: every integer read back is saturated into int64
+(`sat`), every stored time is clamped into what a datetime can hold (`from_us`), and a
+counts_json that does not parse reads as no classes. Rows that needed this are what
+`vision-stats doctor` repairs.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -18,6 +24,7 @@ from vision_core.types import StatsEvent
 from vision_stats.models import (
     Bucket,
     ClassTotal,
+    DoctorReport,
     InsertResult,
     Overview,
     PruneResult,
@@ -27,6 +34,8 @@ from vision_stats.models import (
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US = timedelta(microseconds=1)
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
 MINUTE_US = 60_000_000
 HOUR_US = 3_600_000_000
 BUCKET_US: dict[str, int] = {"minute": MINUTE_US, "hour": HOUR_US}
@@ -42,8 +51,24 @@ def to_us(dt: datetime) -> int:
     return (dt - EPOCH) // US
 
 
-def from_us(us: int) -> datetime:
-    return EPOCH + timedelta(microseconds=int(us))
+MIN_US = (datetime(1, 1, 2, tzinfo=UTC) - EPOCH) // US
+MAX_US = (datetime(9999, 12, 30, tzinfo=UTC) - EPOCH) // US
+
+
+def sat(value: object) -> int:
+    """An integer read from the database, saturated into int64 (None and junk are 0)."""
+    try:
+        n = int(value)  # type: ignore[call-overload]
+    except OverflowError:  # an infinite float
+        return INT64_MAX if float(value) > 0 else INT64_MIN  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0
+    return max(INT64_MIN, min(INT64_MAX, n))
+
+
+def from_us(us: object) -> datetime:
+    """The datetime of stored microseconds, clamped into what a datetime can hold."""
+    return EPOCH + timedelta(microseconds=max(MIN_US, min(MAX_US, sat(us))))
 
 
 def floor_to(us: int, width: int) -> int:
@@ -86,24 +111,40 @@ def event_row(ev: StatsEvent) -> EventRow:
     )
 
 
+def _float(value: object) -> float:
+    try:
+        f = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    return f if math.isfinite(f) else 0.0
+
+
+def _counts(text: object) -> dict[str, int]:
+    try:
+        counts = _counts_decoder.decode(str(text))
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeEncodeError):
+        return {}
+    return {str(k): sat(v) for k, v in counts.items()}
+
+
 def row_event(row: tuple[object, ...]) -> StatsEvent:
-    """Back from a row selected in EVENT_COLUMNS order."""
+    """Back from a row selected in EVENT_COLUMNS order (defensively: see the docstring)."""
     r = EventRow(*row)  # type: ignore[arg-type]
     return StatsEvent(
-        event_id=r.event_id,
+        event_id=str(r.event_id),
         ts_utc=from_us(r.ts_us),
-        source_id=r.source_id,
-        mode=r.mode,
-        frame_index=int(r.frame_index),
-        latency_ms=float(r.latency_ms),
-        detections_total=int(r.detections_total),
-        counts_by_class=_counts_decoder.decode(r.counts_json),
-        model=r.model,
+        source_id=str(r.source_id),
+        mode=str(r.mode),
+        frame_index=sat(r.frame_index),
+        latency_ms=_float(r.latency_ms),
+        detections_total=sat(r.detections_total),
+        counts_by_class=_counts(r.counts_json),
+        model=str(r.model),
     )
 
 
 def class_counts(row: EventRow) -> dict[str, int]:
-    return _counts_decoder.decode(row.counts_json)
+    return _counts(row.counts_json)
 
 
 def as_batch(events: StatsEvent | Iterable[StatsEvent]) -> list[StatsEvent]:
@@ -183,6 +224,10 @@ class StatsStore(ABC):
     @abstractmethod
     def prune(self, older_than: timedelta, *, now: datetime | None = None) -> PruneResult:
         """Delete events older than `older_than` (at minute granularity, never newer)."""
+
+    @abstractmethod
+    def doctor(self, *, repair: bool = True) -> DoctorReport:
+        """Find (and repair) rows no reader should meet; rebuild the rollups from events."""
 
     @abstractmethod
     def ping(self) -> None:

@@ -19,7 +19,7 @@ class of an `events` row) and $JSON_VALUE (j.value as an integer).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,24 @@ class Migration:
 
 # floor of ts_us to its minute, also before 1970 (SQL `%` truncates towards zero)
 _MINUTE_OF_TS = "ts_us - ((ts_us % 60000000) + 60000000) % 60000000"
+
+# The rollups summed from `events` (v2's backfill, and `vision-stats doctor`'s rebuild).
+BACKFILL_ROLLUPS: tuple[str, ...] = (
+    """INSERT INTO source_totals (source_id, events, detections, latency_sum, last_ts_us)
+       SELECT source_id, COUNT(*), SUM(detections_total), SUM(latency_ms), MAX(ts_us)
+       FROM events GROUP BY source_id""",
+    """INSERT INTO source_class_totals (source_id, class_name, detections)
+       SELECT source_id, j.key, SUM($JSON_VALUE) FROM events, $JSON_CLASSES
+       WHERE $JSON_VALUE > 0 GROUP BY source_id, j.key""",
+    f"""INSERT INTO minute_rollup (bucket_us, source_id, events, detections, latency_sum)
+       SELECT {_MINUTE_OF_TS}, source_id, COUNT(*), SUM(detections_total),
+              SUM(latency_ms)
+       FROM events GROUP BY {_MINUTE_OF_TS}, source_id""",
+    f"""INSERT INTO minute_class_rollup (bucket_us, source_id, class_name, detections)
+       SELECT {_MINUTE_OF_TS}, source_id, j.key, SUM($JSON_VALUE)
+       FROM events, $JSON_CLASSES WHERE $JSON_VALUE > 0
+       GROUP BY {_MINUTE_OF_TS}, source_id, j.key""",
+)
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -88,25 +106,20 @@ MIGRATIONS: tuple[Migration, ...] = (
                 detections BIGINT NOT NULL,
                 PRIMARY KEY (bucket_us, source_id, class_name)
             )""",
-            """INSERT INTO source_totals (source_id, events, detections, latency_sum, last_ts_us)
-               SELECT source_id, COUNT(*), SUM(detections_total), SUM(latency_ms), MAX(ts_us)
-               FROM events GROUP BY source_id""",
-            """INSERT INTO source_class_totals (source_id, class_name, detections)
-               SELECT source_id, j.key, SUM($JSON_VALUE) FROM events, $JSON_CLASSES
-               WHERE $JSON_VALUE > 0 GROUP BY source_id, j.key""",
-            f"""INSERT INTO minute_rollup (bucket_us, source_id, events, detections, latency_sum)
-               SELECT {_MINUTE_OF_TS}, source_id, COUNT(*), SUM(detections_total),
-                      SUM(latency_ms)
-               FROM events GROUP BY {_MINUTE_OF_TS}, source_id""",
-            f"""INSERT INTO minute_class_rollup (bucket_us, source_id, class_name, detections)
-               SELECT {_MINUTE_OF_TS}, source_id, j.key, SUM($JSON_VALUE)
-               FROM events, $JSON_CLASSES WHERE $JSON_VALUE > 0
-               GROUP BY {_MINUTE_OF_TS}, source_id, j.key""",
+            *BACKFILL_ROLLUPS,
         ),
     ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def run_statements(cur: Any, statements: Iterable[str], json_classes: str, json_value: str) -> None:
+    """Execute DDL/backfill statements with the engine's JSON fragments filled in."""
+    for statement in statements:
+        sql = statement.replace("$JSON_CLASSES", json_classes)
+        cur.execute(sql.replace("$JSON_VALUE", json_value))
+
 
 _CREATE_LEDGER = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY,
@@ -143,9 +156,7 @@ def migrate(
     goal = LATEST_VERSION if target is None else min(target, LATEST_VERSION)
     for migration in MIGRATIONS:
         if version < migration.version <= goal:
-            for statement in migration.statements:
-                sql = statement.replace("$JSON_CLASSES", json_classes)
-                cur.execute(sql.replace("$JSON_VALUE", json_value))
+            run_statements(cur, migration.statements, json_classes, json_value)
             cur.execute(
                 q("INSERT INTO schema_migrations (version, name, applied_us) VALUES (?, ?, ?)"),
                 (migration.version, migration.name, time.time_ns() // 1000),

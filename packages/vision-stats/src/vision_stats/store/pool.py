@@ -83,6 +83,16 @@ class ConnectionPool(Generic[C]):
                     self._close(conn)
             self._cond.notify()
 
+    def discard_idle(self) -> int:
+        """Close every idle connection (the server may have dropped them); new ones follow."""
+        with self._cond:
+            idle, self._idle = self._idle, []
+            self._size -= len(idle)
+            self._cond.notify_all()
+        for conn in idle:
+            self._close(conn)
+        return len(idle)
+
     def close(self) -> None:
         with self._cond:
             self._closed = True

@@ -25,7 +25,7 @@ from vision_core.secrets import redact_dsn, scrub
 from vision_stats.errors import StoreError, StoreUnavailableError
 from vision_stats.store.base import EVENT_COLUMNS, EventRow
 from vision_stats.store.pool import ConnectionPool
-from vision_stats.store.rollups import TEMP_TABLES, NewRows
+from vision_stats.store.rollups import POSTGRES_SAT_ADD, TEMP_TABLES, NewRows
 from vision_stats.store.series import percentiles_in_sql
 from vision_stats.store.sql import Cursor, SqlStore
 
@@ -44,13 +44,26 @@ _SCHEMA_LOCK = (
     "SELECT pg_advisory_xact_lock(hashtext('vision_stats:' || COALESCE(current_schema(), '')))"
 )
 _RETRIES = 5
+# counts_json as a JSON object, or {} when a stored row holds something else (per connection)
+_SAFE_COUNTS = """CREATE FUNCTION pg_temp.vision_counts(t TEXT) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $f$
+BEGIN
+    IF jsonb_typeof(t::jsonb) = 'object' THEN RETURN t::jsonb; END IF;
+    RETURN '{}'::jsonb;
+EXCEPTION WHEN others THEN
+    RETURN '{}'::jsonb;
+END $f$"""
 
 
 class PostgresStore(SqlStore):
     engine = "postgres"
     greatest = "GREATEST"
     json_classes = "jsonb_each_text(events.counts_json::jsonb) AS j"
-    json_value = "CAST(j.value AS BIGINT)"
+    json_classes_safe = "jsonb_each_text(pg_temp.vision_counts(events.counts_json)) AS j"
+    # a value that is not a plain integer of at most 18 digits (a poisoned row) reads as 0
+    json_value = "CAST(CASE WHEN j.value ~ '^[0-9]{1,18}$' THEN j.value ELSE '0' END AS BIGINT)"
+    wide_sum = "SUM"  # of BIGINT: NUMERIC, no overflow
+    sat_add = POSTGRES_SAT_ADD
     percentiles = staticmethod(percentiles_in_sql)
 
     def __init__(
@@ -84,6 +97,7 @@ class PostgresStore(SqlStore):
                 self._dsn, autocommit=True, connect_timeout=max(1, round(self._connect_timeout_s))
             )
             conn.execute(_STAGE)
+            conn.execute(_SAFE_COUNTS)
             for ddl in TEMP_TABLES:
                 conn.execute(ddl + " ON COMMIT DELETE ROWS")
         except psycopg.Error as exc:
@@ -91,28 +105,39 @@ class PostgresStore(SqlStore):
         return conn
 
     def _transact(self, fn: Callable[[Cursor], T]) -> T:
-        for attempt in range(_RETRIES):
+        return self._run(fn, write=True)
+
+    def _read(self, fn: Callable[[Cursor], T]) -> T:
+        return self._run(fn, write=False)
+
+    def _run(self, fn: Callable[[Cursor], T], *, write: bool) -> T:
+        """fn(cursor) in one transaction on a pooled connection.
+
+        A write that meets a deadlock or serialization failure is retried (5 times, backing
+        off). A connection error is retried ONCE on a fresh connection, after dropping every
+        idle pooled one: the server may have terminated them all (a restart, an admin's
+        pg_terminate_backend, an idle timeout), and only a second failure means the database
+        is really unavailable (503). Safe for writes too: an insert whose COMMIT did not
+        arrive is sent again, and known event_ids are skipped.
+        """
+        stale_retried = False
+        attempt = 0
+        while True:
             try:
                 with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                     return fn(cur)
             except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure) as exc:
-                if attempt == _RETRIES - 1:
+                attempt += 1
+                if not write or attempt >= _RETRIES:
                     raise StoreError(f"PostgreSQL {self.display_name}: {exc}") from exc
                 time.sleep(0.01 * 2**attempt)
             except psycopg.OperationalError as exc:
-                raise self._unavailable(exc) from exc
+                if stale_retried:
+                    raise self._unavailable(exc) from exc
+                stale_retried = True
+                self._pool.discard_idle()
             except psycopg.Error as exc:
                 raise StoreError(f"PostgreSQL {self.display_name}: {scrub(str(exc))}") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _read(self, fn: Callable[[Cursor], T]) -> T:
-        try:
-            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                return fn(cur)
-        except psycopg.OperationalError as exc:
-            raise self._unavailable(exc) from exc
-        except psycopg.Error as exc:
-            raise StoreError(f"PostgreSQL {self.display_name}: {scrub(str(exc))}") from exc
 
     def _insert_events(self, cur: Cursor, rows: list[EventRow]) -> tuple[set[str], NewRows]:
         with cur.copy(f"COPY stage_events ({_COLS}) FROM STDIN") as copy:

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from vision_stats.store.base import sat
+
 Cursor = Any
 Q = Callable[[str], str]
 # floor of ts_us to its minute, also before 1970 (SQL `%` truncates towards zero)
@@ -35,6 +37,13 @@ class Dialect(NamedTuple):
     greatest: str  # two-argument maximum
     json_classes: str  # FROM item: j.key, j.value per class of an `events` row
     json_value: str  # j.value as an integer
+    sat_add: str  # "{a} + {b}" saturated at the int64 maximum instead of overflowing
+
+
+# a + b, saturated: SQLite turns an overflowing integer sum into a REAL, MIN takes the cap;
+# PostgreSQL adds in NUMERIC (no overflow), LEAST takes the cap, the cast fits
+SQLITE_SAT_ADD = "MIN({a} + {b}, 9223372036854775807)"
+POSTGRES_SAT_ADD = "CAST(LEAST(CAST({a} AS NUMERIC) + {b}, 9223372036854775807) AS BIGINT)"
 
 
 # Per-connection scratch tables: the new rows are aggregated once (one pass over the
@@ -69,13 +78,16 @@ def add_new_rows(cur: Cursor, new: NewRows, d: Dialect) -> None:
         ),
         new.params,
     )
+
+    def add(table: str, col: str) -> str:
+        return f"{col} = " + d.sat_add.format(a=f"{table}.{col}", b=f"excluded.{col}")
+
     cur.execute(
         "INSERT INTO minute_rollup (bucket_us, source_id, events, detections, latency_sum)"
         " SELECT bucket_us, source_id, events, detections, latency_sum FROM new_minute"
         " WHERE TRUE ORDER BY 1, 2"
         " ON CONFLICT (bucket_us, source_id) DO UPDATE SET"
-        " events = minute_rollup.events + excluded.events,"
-        " detections = minute_rollup.detections + excluded.detections,"
+        f" {add('minute_rollup', 'events')}, {add('minute_rollup', 'detections')},"
         " latency_sum = minute_rollup.latency_sum + excluded.latency_sum"
     )
     cur.execute(
@@ -83,8 +95,7 @@ def add_new_rows(cur: Cursor, new: NewRows, d: Dialect) -> None:
         " SELECT source_id, SUM(events), SUM(detections), SUM(latency_sum), MAX(last_ts_us)"
         " FROM new_minute WHERE TRUE GROUP BY 1 ORDER BY 1"
         " ON CONFLICT (source_id) DO UPDATE SET"
-        " events = source_totals.events + excluded.events,"
-        " detections = source_totals.detections + excluded.detections,"
+        f" {add('source_totals', 'events')}, {add('source_totals', 'detections')},"
         " latency_sum = source_totals.latency_sum + excluded.latency_sum,"
         f" last_ts_us = {d.greatest}(source_totals.last_ts_us, excluded.last_ts_us)"
     )
@@ -93,18 +104,18 @@ def add_new_rows(cur: Cursor, new: NewRows, d: Dialect) -> None:
         " SELECT bucket_us, source_id, class_name, detections FROM new_classes"
         " WHERE TRUE ORDER BY 1, 2, 3"
         " ON CONFLICT (bucket_us, source_id, class_name) DO UPDATE SET"
-        " detections = minute_class_rollup.detections + excluded.detections"
+        f" {add('minute_class_rollup', 'detections')}"
     )
     cur.execute(
         "INSERT INTO source_class_totals (source_id, class_name, detections)"
         " SELECT source_id, class_name, SUM(detections) FROM new_classes"
         " WHERE TRUE GROUP BY 1, 2 ORDER BY 1, 2"
         " ON CONFLICT (source_id, class_name) DO UPDATE SET"
-        " detections = source_class_totals.detections + excluded.detections"
+        f" {add('source_class_totals', 'detections')}"
     )
 
 
-def prune_before(cur: Cursor, cutoff_us: int, *, q: Q) -> int:
+def prune_before(cur: Cursor, cutoff_us: int, *, q: Q, wide_sum: str = "SUM") -> int:
     """Delete events before `cutoff_us` (a minute boundary) and take them off the rollups.
 
     The per-source amounts to subtract are read from the minute rollups being deleted,
@@ -112,20 +123,21 @@ def prune_before(cur: Cursor, cutoff_us: int, *, q: Q) -> int:
     """
     cur.execute(
         q(
-            "SELECT SUM(events), SUM(detections), SUM(latency_sum), source_id FROM minute_rollup"
+            f"SELECT {wide_sum}(events), {wide_sum}(detections), SUM(latency_sum), source_id"
+            " FROM minute_rollup"
             " WHERE bucket_us < ? GROUP BY source_id ORDER BY source_id"
         ),
         (cutoff_us,),
     )
-    gone = [(int(e), int(d), float(lat or 0.0), s) for e, d, lat, s in cur.fetchall()]
+    gone = [(sat(e), sat(d), float(lat or 0.0), s) for e, d, lat, s in cur.fetchall()]
     cur.execute(
         q(
-            "SELECT SUM(detections), source_id, class_name FROM minute_class_rollup"
+            f"SELECT {wide_sum}(detections), source_id, class_name FROM minute_class_rollup"
             " WHERE bucket_us < ? GROUP BY source_id, class_name ORDER BY source_id, class_name"
         ),
         (cutoff_us,),
     )
-    gone_cls = [(int(n), s, c) for n, s, c in cur.fetchall()]
+    gone_cls = [(sat(n), s, c) for n, s, c in cur.fetchall()]
     cur.execute(q("DELETE FROM events WHERE ts_us < ?"), (cutoff_us,))
     deleted = int(cur.rowcount)
     cur.execute(q("DELETE FROM minute_class_rollup WHERE bucket_us < ?"), (cutoff_us,))

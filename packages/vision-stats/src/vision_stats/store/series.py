@@ -7,19 +7,22 @@ p50/p95 latency is the exact nearest-rank percentile of the raw events of each b
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 from vision_stats.models import Bucket, Series, SeriesBucket
-from vision_stats.store.base import BUCKET_US, from_us
+from vision_stats.store.base import BUCKET_US, from_us, sat
 
 Cursor = Any
 Q = Callable[[str], str]
 
 
 def _num(value: Any) -> float:
-    return float(value) if value is not None else 0.0
+    """A float for JSON: None, NaN and infinities (a poisoned PostgreSQL row) read as 0."""
+    f = float(value) if value is not None else 0.0
+    return f if math.isfinite(f) else 0.0
 
 
 def percentiles_in_python(
@@ -42,7 +45,7 @@ def percentiles_in_python(
     for b, values in groups.items():
         values.sort()
         n = len(values)
-        out[int(b)] = (float(values[(n + 1) // 2 - 1]), float(values[(95 * n + 99) // 100 - 1]))
+        out[int(b)] = (_num(values[(n + 1) // 2 - 1]), _num(values[(95 * n + 99) // 100 - 1]))
     return out
 
 
@@ -59,7 +62,7 @@ def percentiles_in_sql(
         ),
         (start, width, start, end, *([source] if source is not None else [])),
     )
-    return {int(b): (float(p50), float(p95)) for b, p50, p95 in cur.fetchall()}
+    return {int(b): (_num(p50), _num(p95)) for b, p50, p95 in cur.fetchall()}
 
 
 Percentiles = Callable[[Cursor, Q, int, int, int, "str | None"], dict[int, tuple[float, float]]]
@@ -73,6 +76,7 @@ def read_series(
     count: int,
     source: str | None,
     percentiles: Percentiles = percentiles_in_python,
+    wide_sum: str = "SUM",
 ) -> Series:
     """`count` buckets from `start` (µs, bucket-aligned), empty ones included."""
     width = BUCKET_US[bucket]
@@ -81,15 +85,16 @@ def read_series(
     extra = [source] if source is not None else []
     cur.execute(
         q(
-            "SELECT (bucket_us - ?) / ?, SUM(events), SUM(detections), SUM(latency_sum)"
+            f"SELECT (bucket_us - ?) / ?, {wide_sum}(events), {wide_sum}(detections),"
+            " SUM(latency_sum)"
             f" FROM minute_rollup WHERE bucket_us >= ? AND bucket_us < ?{src} GROUP BY 1"
         ),
         (start, width, start, end, *extra),
     )
-    totals = {int(b): (int(e), int(d), _num(lat)) for b, e, d, lat in cur.fetchall()}
+    totals = {int(b): (sat(e), sat(d), _num(lat)) for b, e, d, lat in cur.fetchall()}
     cur.execute(
         q(
-            "SELECT (bucket_us - ?) / ?, class_name, SUM(detections)"
+            f"SELECT (bucket_us - ?) / ?, class_name, {wide_sum}(detections)"
             f" FROM minute_class_rollup WHERE bucket_us >= ? AND bucket_us < ?{src}"
             " GROUP BY 1, 2"
         ),
@@ -98,8 +103,8 @@ def read_series(
     by_class: dict[int, dict[str, int]] = defaultdict(dict)
     class_sum: dict[str, int] = defaultdict(int)
     for b, name, n in cur.fetchall():
-        by_class[int(b)][name] = int(n)
-        class_sum[name] += int(n)
+        by_class[int(b)][name] = sat(n)
+        class_sum[name] = sat(class_sum[name] + sat(n))
     pct = percentiles(cur, q, start, end, width, source)
     buckets = []
     for i in range(count):

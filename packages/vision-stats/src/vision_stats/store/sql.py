@@ -12,6 +12,7 @@ costs what the range's minutes cost, not what its events cost.
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -23,6 +24,7 @@ from vision_stats.errors import InvalidQueryError
 from vision_stats.models import (
     Bucket,
     ClassTotal,
+    DoctorReport,
     InsertResult,
     Overview,
     PruneResult,
@@ -43,10 +45,18 @@ from vision_stats.store.base import (
     floor_to,
     from_us,
     row_event,
+    sat,
     to_us,
 )
+from vision_stats.store.doctor import run_doctor
 from vision_stats.store.migrations import current_version, migrate
-from vision_stats.store.rollups import Dialect, NewRows, add_new_rows, prune_before
+from vision_stats.store.rollups import (
+    SQLITE_SAT_ADD,
+    Dialect,
+    NewRows,
+    add_new_rows,
+    prune_before,
+)
 from vision_stats.store.series import Percentiles, percentiles_in_python, read_series
 
 T = TypeVar("T")
@@ -56,7 +66,9 @@ _DEFAULT_WINDOW = {"minute": 60, "hour": 24}
 
 
 def _num(value: Any) -> float:
-    return float(value) if value is not None else 0.0
+    """A float for JSON: None, NaN and infinities (a poisoned PostgreSQL row) read as 0."""
+    f = float(value) if value is not None else 0.0
+    return f if math.isfinite(f) else 0.0
 
 
 def _where(col: str, span: Span, source: str | None) -> tuple[str, list[Any]]:
@@ -116,8 +128,21 @@ class SqlStore(StatsStore):
     json_classes = "json_each(events.counts_json) AS j"
     #: j.value as an integer
     json_value = "j.value"
+    #: json_classes for reads of stored rows that may predate the bounds (doctor's kind):
+    #: a counts_json that is not a JSON object reads as no classes instead of an error
+    json_classes_safe = (
+        "json_each(CASE WHEN json_valid(events.counts_json) THEN CASE WHEN"
+        " json_type(events.counts_json) = 'object' THEN events.counts_json ELSE '{}' END"
+        " ELSE '{}' END) AS j"
+    )
     #: how p50/p95 per bucket are computed
     percentiles: Percentiles = staticmethod(percentiles_in_python)
+    #: the sum of integer columns in reads, in a type wider than int64: SQLite's TOTAL
+    #: (a float, exact to 2**53) never raises "integer overflow"; PostgreSQL's SUM of
+    #: BIGINT is NUMERIC. Read back saturated into int64 (`sat`).
+    wide_sum = "TOTAL"
+    #: a + b saturated at the int64 maximum, for the rollup upserts
+    sat_add = SQLITE_SAT_ADD
 
     def _q(self, sql: str) -> str:
         """The engine's spelling of a `?`-placeholder statement."""
@@ -187,9 +212,15 @@ class SqlStore(StatsStore):
     def _store(self, cur: Cursor, rows: list[EventRow]) -> set[str]:
         new_ids, new_rows = self._insert_events(cur, rows)
         if new_ids:
-            dialect = Dialect(self._q, self.greatest, self.json_classes, self.json_value)
-            add_new_rows(cur, new_rows, dialect)
+            add_new_rows(cur, new_rows, self._dialect())
         return new_ids
+
+    def _dialect(self) -> Dialect:
+        return Dialect(self._q, self.greatest, self.json_classes, self.json_value, self.sat_add)
+
+    def doctor(self, *, repair: bool = True) -> DoctorReport:
+        report = self._transact(lambda cur: run_doctor(cur, self._dialect(), repair=repair))
+        return DoctorReport(self.engine, *report, repaired=repair, rollups_rebuilt=repair)
 
     def prune(self, older_than: timedelta, *, now: datetime | None = None) -> PruneResult:
         if older_than <= timedelta(0):
@@ -197,7 +228,9 @@ class SqlStore(StatsStore):
                 f"older_than: expected a positive duration, got {older_than}", field="older_than"
             )
         cutoff = floor_to(to_us((now or datetime.now(UTC)) - older_than), MINUTE_US)
-        deleted = self._transact(lambda cur: prune_before(cur, cutoff, q=self._q))
+        deleted = self._transact(
+            lambda cur: prune_before(cur, cutoff, q=self._q, wide_sum=self.wide_sum)
+        )
         return PruneResult(from_us(cutoff), deleted)
 
     # -- reading ---------------------------------------------------------------------
@@ -228,8 +261,9 @@ class SqlStore(StatsStore):
         span = _span(since, until)
         if span == (None, None):
             where, params = _where("", span, source)
+            w = self.wide_sum
             ((events, detections, lat_sum, sources, last),) = self._fetch(
-                "SELECT COALESCE(SUM(events), 0), COALESCE(SUM(detections), 0),"
+                f"SELECT COALESCE({w}(events), 0), COALESCE({w}(detections), 0),"
                 f" SUM(latency_sum), COUNT(*), MAX(last_ts_us) FROM source_totals{where}",
                 params,
             )
@@ -237,41 +271,42 @@ class SqlStore(StatsStore):
             events, detections, lat_sum, sources, last = self._read(
                 lambda cur: self._overview_span(cur, span, source)
             )
-        events = int(events)
+        events = sat(events)
         return Overview(
             events_total=events,
-            detections_total=int(detections),
-            avg_latency_ms=_num(lat_sum) / events if events else None,
-            source_count=int(sources),
+            detections_total=sat(detections),
+            avg_latency_ms=_num(lat_sum) / events if events > 0 else None,
+            source_count=sat(sources),
             last_event_ts_utc=from_us(last) if last is not None else None,
         )
 
     def _overview_span(
         self, cur: Cursor, span: Span, source: str | None
     ) -> tuple[int, int, float, int, int | None]:
-        q = self._q
+        q, w = self._q, self.wide_sum
         inner, edges = _split(span)
         events, detections, lat_sum = 0, 0, 0.0
         if inner is not None:
             where, params = _where("bucket_us", inner, source)
             cur.execute(
                 q(
-                    f"SELECT SUM(events), SUM(detections), SUM(latency_sum) FROM minute_rollup{where}"
+                    f"SELECT {w}(events), {w}(detections), SUM(latency_sum)"
+                    f" FROM minute_rollup{where}"
                 ),
                 params,
             )
             e, d, lat = cur.fetchone()
-            events, detections, lat_sum = int(e or 0), int(d or 0), _num(lat)
+            events, detections, lat_sum = sat(e), sat(d), _num(lat)
         for edge in edges:
             where, params = _where("ts_us", edge, source)
             cur.execute(
-                q(f"SELECT COUNT(*), SUM(detections_total), SUM(latency_ms) FROM events{where}"),
+                q(f"SELECT COUNT(*), {w}(detections_total), SUM(latency_ms) FROM events{where}"),
                 params,
             )
             e, d, lat = cur.fetchone()
             events, detections, lat_sum = (
-                events + int(e),
-                detections + int(d or 0),
+                sat(events + sat(e)),
+                sat(detections + sat(d)),
                 lat_sum + _num(lat),
             )
         # sources with an event in the span: one (source_id, ts_us) index probe per source
@@ -288,7 +323,7 @@ class SqlStore(StatsStore):
             ),
             ([source] if source is not None else []) + params,
         )
-        sources = int(cur.fetchone()[0])
+        sources = sat(cur.fetchone()[0])
         where, params = _where("ts_us", span, source)
         cur.execute(q(f"SELECT ts_us FROM events{where} ORDER BY ts_us DESC LIMIT 1"), params)
         last = cur.fetchone()
@@ -307,11 +342,11 @@ class SqlStore(StatsStore):
         if span == (None, None):
             where, params = _where("", span, source)
             rows = self._fetch(
-                f"SELECT class_name, SUM(detections) AS n FROM source_class_totals{where}"
-                " GROUP BY class_name ORDER BY n DESC, class_name LIMIT ?",
+                f"SELECT class_name, {self.wide_sum}(detections) AS n FROM source_class_totals"
+                f"{where} GROUP BY class_name ORDER BY n DESC, class_name LIMIT ?",
                 [*params, limit],
             )
-            return [ClassTotal(name, int(n)) for name, n in rows]
+            return [ClassTotal(name, sat(n)) for name, n in rows]
         totals = self._read(lambda cur: self._classes_span(cur, span, source))
         ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
         return [ClassTotal(name, n) for name, n in ranked]
@@ -323,25 +358,25 @@ class SqlStore(StatsStore):
             where, params = _where("bucket_us", inner, source)
             cur.execute(
                 self._q(
-                    "SELECT class_name, SUM(detections) FROM minute_class_rollup"
+                    f"SELECT class_name, {self.wide_sum}(detections) FROM minute_class_rollup"
                     f"{where} GROUP BY class_name"
                 ),
                 params,
             )
             for name, n in cur.fetchall():
-                totals[name] += int(n)
+                totals[name] = sat(totals[name] + sat(n))
         for edge in edges:
             where, params = _where("ts_us", edge, source)
             cur.execute(
                 self._q(
-                    f"SELECT j.key, SUM({self.json_value}) FROM events, {self.json_classes}"
-                    f"{where} GROUP BY j.key"
+                    f"SELECT j.key, {self.wide_sum}({self.json_value}) FROM events,"
+                    f" {self.json_classes_safe}{where} GROUP BY j.key"
                 ),
                 params,
             )
             for name, n in cur.fetchall():
-                if int(n) > 0:
-                    totals[name] += int(n)
+                if sat(n) > 0:
+                    totals[name] = sat(totals[name] + sat(n))
         return totals
 
     def sources(self, *, now: datetime | None = None) -> list[SourceInfo]:
@@ -353,11 +388,11 @@ class SqlStore(StatsStore):
         return [
             SourceInfo(
                 source_id=s,
-                events=int(e),
-                detections=int(d),
-                avg_latency_ms=_num(lat) / int(e) if e else None,
+                events=sat(e),
+                detections=sat(d),
+                avg_latency_ms=_num(lat) / sat(e) if sat(e) > 0 else None,
                 last_seen_utc=from_us(last),
-                seconds_since_last=(now_us - int(last)) / 1e6,
+                seconds_since_last=(now_us - to_us(from_us(last))) / 1e6,
             )
             for s, e, d, lat, last in rows
         ]
@@ -392,5 +427,7 @@ class SqlStore(StatsStore):
                 field="since",
             )
         return self._read(
-            lambda cur: read_series(cur, self._q, bucket, start, count, source, self.percentiles)
+            lambda cur: read_series(
+                cur, self._q, bucket, start, count, source, self.percentiles, self.wide_sum
+            )
         )
