@@ -359,3 +359,22 @@ def test_the_dead_letters_command_exports_before_it_retries_or_purges(tmp_path: 
     purged = runner.invoke(command, ["--purge"])
     assert purged.exit_code == 0 and "2 dead letter(s) deleted" in purged.output
     assert runner.invoke(command, ["--retry", "--purge"]).exit_code == 2
+
+
+def test_dead_letters_print_terminal_safe(tmp_path: Path) -> None:
+    """A refusal reason or event id from elsewhere cannot drive the terminal (title, clear
+    screen, colours), in the table and in --json alike."""
+    from click.testing import CliRunner
+
+    from vision_core.stats.deadletters import dead_letters_command
+
+    nasty = "\x1b]0;pwned\x07\x1b[2J\x1b[31mred\u202e"
+    path = tmp_path / "a.db"
+    with Outbox(path) as box:
+        box.put([_event(1)])
+        box.bury(box.peek(1)[0], 422, f"bad source {nasty}")
+    command = dead_letters_command(lambda cfg: [path])
+    for args in ([], ["--json"]):
+        out = CliRunner().invoke(command, args).output
+        assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+        assert "pwned" in out and "red" in out  # the text is shown, escaped

@@ -6,22 +6,19 @@
 - `tiny_yolo_batch_onnx`: the shared tiny YOLO export with a fixed 160x160 input and a
   symbolic batch dim (what a server wants: fixed letterbox, batched runs).
 - `serve`: `vision-server serve` as a subprocess on a free loopback port.
-- `fake_stats`: a stdlib HTTP server taking StatsEvents like vision-stats does.
+- `fake_stats` (tests/fixtures/fake_stats.py): a scripted stand-in for vision-stats' ingest.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import subprocess
 import sys
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +32,8 @@ from vision_core.config import build_config
 from vision_server.settings import ServerSettings
 
 API_KEY = "server-test-key-0123456789"
-STATS_KEY = "stats-test-key-0123456789"
+from tests.fixtures.services import STATS_KEY  # noqa: E402 - the key the shared fake_stats checks
+
 NAMES = {0: "circle", 1: "square", 2: "triangle"}
 GRAPH_SIZE = 32
 GRAPH_BOXES = 16
@@ -212,68 +210,6 @@ def make_settings(graph_model: Path, tmp_path: Path) -> SettingsFactory:
 
 
 # -- a stats endpoint of our own (vision-stats is written in parallel) --------------------------
-
-
-@dataclass
-class FakeStats:
-    url: str = ""
-    events: dict[str, dict[str, Any]] = field(default_factory=dict)
-    posts: int = 0
-    fail_with: int | None = None  # answer this status instead of storing
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def wait_for(self, n: int, timeout: float = 15.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                if len(self.events) >= n:
-                    return True
-            time.sleep(0.05)
-        return False
-
-
-@pytest.fixture
-def fake_stats() -> Iterator[FakeStats]:
-    fake = FakeStats()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            with fake.lock:
-                fake.posts += 1
-                status = fake.fail_with
-            if status is None and self.headers.get("X-API-Key") != STATS_KEY:
-                status = 401
-            if status is None:
-                events = json.loads(body)
-                with fake.lock:
-                    for e in events if isinstance(events, list) else [events]:
-                        fake.events[e["event_id"]] = e
-                status = 200
-            data = json.dumps({"status": status}).encode()
-            self.send_response(status)
-            if status == 503:
-                self.send_header("Retry-After", "1")
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}/api/v1/stats/events"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # -- `vision-server serve` as a subprocess --------------------------------------------------------

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from vision_core.logging import StructuredLogger
 from vision_core.stats import Outbox
@@ -97,3 +99,24 @@ def test_a_broken_outbox_never_fails_a_frame(
     assert stats.snapshot()["record_errors_total"] == 2
     assert buf.getvalue().count("events not recorded") == 1  # throttled
     stats.slot.release()
+
+
+def test_dead_letters_of_every_worker_slot_are_listed(tmp_path: Path) -> None:
+    """`vision-server dead-letters` reads the outbox of each worker slot."""
+    from click.testing import CliRunner
+
+    from vision_server.cli import main
+
+    outbox_dir = tmp_path / "outbox"
+    for k in (0, 1):
+        with Outbox(outbox_dir / f"server-{k}.db") as box:
+            box.put(
+                [make_stats_event(source_id=f"cam-{k}", mode="stream", frame_index=0,
+                                  latency_ms=1.0, detections=[])]
+            )  # fmt: skip
+            box.bury(box.peek(1)[0], 422, f"refused {k}")
+    out = CliRunner().invoke(main, ["dead-letters", "--set", f"run.workdir={tmp_path}", "--json"])
+    assert out.exit_code == 0, out.output
+    records = json.loads(out.output)
+    assert sorted(r["reason"] for r in records) == ["refused 0", "refused 1"]
+    assert {Path(r["outbox"]).name for r in records} == {"server-0.db", "server-1.db"}

@@ -20,8 +20,22 @@ from vision_core.config import (
 )
 from vision_core.errors import VisionError
 from vision_core.secrets import scrub
+from vision_core.textsafe import safe_json, safe_text
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def echo(text: object = "", *, err: bool = False) -> None:
+    """Print text that may hold data from elsewhere (source ids, class names, file names,
+    error messages): every line terminal-safe (`vision_core.textsafe`), on a terminal and in
+    a pipe alike; the line breaks of the text itself are kept."""
+    lines = str(text).split("\n")
+    click.echo("\n".join(safe_text(line) for line in lines), err=err)
+
+
+def echo_json(obj: object) -> None:
+    """Print `obj` as indented JSON, terminal-safe (C1 and bidi controls escaped)."""
+    click.echo(safe_json(json.dumps(obj, indent=2, default=str)))
 
 
 def config_options(fn: F) -> F:
@@ -60,16 +74,16 @@ def load_cli_config(
             cfg = load_config(config_path, overrides)
         for w in caught:
             if issubclass(w.category, ConfigDeprecationWarning):
-                click.echo(f"warning: {w.message}", err=True)
+                echo(f"warning: {w.message}", err=True)
             else:  # not ours: hand it on as it came
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         return cfg
     except VisionError as exc:
-        click.echo(f"Error: {scrub(str(exc))}", err=True)
+        echo(f"Error: {scrub(str(exc))}", err=True)
         if record_as is not None:
             run_dir = _record_config_failure(config_path, overrides, record_as, exc)
             if run_dir is not None:
-                click.echo(f"failed: run dir {run_dir}", err=True)
+                echo(f"failed: run dir {run_dir}", err=True)
         sys.exit(2)
 
 
@@ -102,7 +116,7 @@ def version_option(package: str) -> Callable[[F], F]:
 
 
 def fail(message: str, code: int = 1) -> None:
-    click.echo(f"Error: {scrub(message)}", err=True)
+    echo(f"Error: {scrub(message)}", err=True)
     sys.exit(code)
 
 
@@ -133,7 +147,7 @@ def keys_command(prefix: str, as_json: bool) -> None:
             "keys": [{"key": k, "type": t, "default": d, "meaning": doc} for k, t, d, doc in rows],
             "renamed": renamed,
         }
-        click.echo(json.dumps(out, indent=2, default=str))
+        echo_json(out)
         return
     width = max((len(r[0]) for r in rows), default=0)
     for key, tname, default, doc in rows:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
-from vision_core.cli import config_options, keys_command, load_cli_config, version_option
+from vision_core.cli import (
+    config_options,
+    echo,
+    echo_json,
+    keys_command,
+    load_cli_config,
+    version_option,
+)
 from vision_core.config import PipelineConfig
 from vision_core.kernel import RunResult
 from vision_core.stats.deadletters import dead_letters_command
@@ -38,7 +44,7 @@ def _summary(result: RunResult) -> None:
             f"pending {m.get('events_pending', 0)}"
         )
     lines.append(f"  run dir: {result.run_context.run_dir}")
-    click.echo("\n".join(lines))
+    echo("\n".join(lines))
 
 
 @click.group()
@@ -70,14 +76,14 @@ def status(config_path: Path | None, overrides: tuple[str, ...], as_json: bool) 
     cfg = load_cli_config(config_path, overrides)
     info = outbox_status(cfg)
     if as_json:
-        click.echo(json.dumps(info, indent=2))
+        echo_json(info)
         return
     if not info["exists"]:
-        click.echo(f"no outbox yet at {info['path']} (no run of this device in this workdir)")
+        echo(f"no outbox yet at {info['path']} (no run of this device in this workdir)")
         return
     age = info["oldest_age_sec"]
     dead = info["dead_letters"]
-    click.echo(
+    echo(
         f"outbox {info['path']}\n"
         f"  pending events  {info['pending']}\n"
         f"  oldest pending  {'-' if age is None else f'{age:.1f} s ago'}\n"

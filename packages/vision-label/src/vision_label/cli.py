@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
-from vision_core.cli import config_options, load_cli_config, version_option
+from vision_core.cli import config_options, echo, echo_json, load_cli_config, version_option
 from vision_core.kernel import RunResult
 
 
@@ -37,7 +36,7 @@ def _summary(result: RunResult) -> None:
     if result.artifacts.get("labeled_dir"):
         lines.append(f"  labeled dir: {result.artifacts['labeled_dir']}")
     lines.append(f"  run dir: {result.run_context.run_dir}")
-    click.echo("\n".join(lines))
+    echo("\n".join(lines))
 
 
 def _run(backend: str, config_path: Path | None, overrides: tuple[str, ...]) -> None:
@@ -93,18 +92,18 @@ def eval_cmd(pred_dir: Path, truth_dir: Path, as_json: bool) -> None:
     try:
         res = evaluate_dirs(pred_dir, truth_dir)
     except VisionError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        echo(f"Error: {exc}", err=True)
         sys.exit(2)
     if as_json:
-        click.echo(json.dumps(res.as_dict(), indent=2))
+        echo_json(res.as_dict())
         return
-    click.echo(f"{'class':<16}{'P':>8}{'R':>8}{'mAP50':>8}{'inst':>7}{'pred':>7}")
+    echo(f"{'class':<16}{'P':>8}{'R':>8}{'mAP50':>8}{'inst':>7}{'pred':>7}")
     for name, row in res.per_class.items():
-        click.echo(
+        echo(
             f"{name:<16}{row['precision']:>8.3f}{row['recall']:>8.3f}{row['ap50']:>8.3f}"
             f"{int(row['instances']):>7}{int(row['predictions']):>7}"
         )
-    click.echo(
+    echo(
         f"{'all':<16}{res.precision:>8.3f}{res.recall:>8.3f}{res.map50:>8.3f}"
         f"{res.instances:>7}{res.predictions:>7}"
     )

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
-from vision_core.cli import config_options, load_cli_config, version_option
+from vision_core.cli import config_options, echo, keys_command, load_cli_config, version_option
+from vision_core.config import PipelineConfig
+from vision_core.stats.deadletters import dead_letters_command
 
 
 @click.group()
@@ -46,6 +48,16 @@ def serve(
     cfg = load_cli_config(config_path, [*overrides, *extra], record_as=("deploy-remote", "remote"))
     result = VisionKernel(cfg).run_deploy_remote()
     if result.error:
-        click.echo(f"Error: {result.error}", err=True)
-    click.echo(f"{result.status}: vision-server run dir {result.run_context.run_dir}", err=True)
+        echo(f"Error: {result.error}", err=True)
+    echo(f"{result.status}: vision-server run dir {result.run_context.run_dir}", err=True)
     sys.exit(result.exit_code)
+
+
+def _outboxes(cfg: PipelineConfig) -> list[Path]:
+    """Every worker slot's outbox (`<workdir>/outbox/server-<k>.db`)."""
+    folder = Path(cfg.run.workdir).resolve() / "outbox"
+    return sorted(folder.glob("server-*.db"))
+
+
+main.add_command(keys_command)
+main.add_command(dead_letters_command(_outboxes))

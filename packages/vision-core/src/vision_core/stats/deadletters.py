@@ -44,7 +44,7 @@ def dead_letter_record(dead: DeadLetter, outbox: Path | None = None) -> dict[str
 
 def dead_letters_command(outboxes: Callable[[PipelineConfig], list[Path]]) -> click.Command:
     """The `dead-letters` command over the outbox files `outboxes(cfg)` names."""
-    from vision_core.cli import config_options, load_cli_config
+    from vision_core.cli import config_options, echo, echo_json, load_cli_config
     from vision_core.fsutil import atomic_write_text
 
     @click.command("dead-letters")
@@ -82,7 +82,7 @@ def dead_letters_command(outboxes: Callable[[PipelineConfig], list[Path]]) -> cl
         if export_path is not None:  # written before anything is moved or deleted
             lines = "".join(json.dumps(r, default=str) + "\n" for r in records)
             atomic_write_text(export_path, lines)
-            click.echo(f"exported {len(records)} dead letter(s) to {export_path}", err=True)
+            echo(f"exported {len(records)} dead letter(s) to {export_path}", err=True)
         moved = 0
         if retry or purge:
             ids: dict[str, list[int]] = {}
@@ -93,21 +93,17 @@ def dead_letters_command(outboxes: Callable[[PipelineConfig], list[Path]]) -> cl
                     chosen = ids.get(str(path), [])
                     moved += outbox.requeue_dead(chosen) if retry else outbox.purge_dead(chosen)
         if retry:
-            click.echo(
-                f"{moved} dead letter(s) back in the queue; the next run sends them", err=True
-            )
+            echo(f"{moved} dead letter(s) back in the queue; the next run sends them", err=True)
             return
         if purge:
-            click.echo(f"{moved} dead letter(s) deleted", err=True)
+            echo(f"{moved} dead letter(s) deleted", err=True)
             return
         if as_json:
-            click.echo(json.dumps(records, indent=2, default=str))
+            echo_json(records)
         elif export_path is None:
             if not records:
-                click.echo("no dead letters")
+                echo("no dead letters")
             for r in records:
-                click.echo(
-                    f"{r['id']:>6}  {r['kind']:<8} {r['event_id']}  {r['status']}  {r['reason']}"
-                )
+                echo(f"{r['id']:>6}  {r['kind']:<8} {r['event_id']}  {r['status']}  {r['reason']}")
 
     return dead_letters
