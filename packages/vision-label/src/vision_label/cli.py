@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from vision_core.cli import config_options, echo, echo_json, load_cli_config, version_option
+from vision_core.cli import (
+    config_options,
+    echo,
+    echo_json,
+    keys_command,
+    load_cli_config,
+    version_option,
+)
 from vision_core.kernel import RunResult
 
 
@@ -107,3 +114,6 @@ def eval_cmd(pred_dir: Path, truth_dir: Path, as_json: bool) -> None:
         f"{'all':<16}{res.precision:>8.3f}{res.recall:>8.3f}{res.map50:>8.3f}"
         f"{res.instances:>7}{res.predictions:>7}"
     )
+
+
+main.add_command(keys_command)

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from vision_core.cli import config_options, fail, load_cli_config, version_option
+from vision_core.cli import config_options, fail, keys_command, load_cli_config, version_option
 from vision_core.logging import StructuredLogger
 from vision_core.textsafe import safe_text
 from vision_stats import render
@@ -227,3 +227,6 @@ def serve(
         settings.check_auth()
         run_service(settings, log)
     log.close()
+
+
+main.add_command(keys_command)
