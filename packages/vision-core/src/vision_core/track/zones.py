@@ -1,0 +1,235 @@
+"""Polygon zones: enter and exit events, occupancy now, dwell time.
+
+Per zone and per track (keyed by track id and class), with the anchor point of
+`vision_core.track.anchors`:
+
+- a track ENTERS when its anchor is seen inside the polygon `min_frames_on_side` frames in
+  a row, and EXITS when seen outside as many frames in a row; a box that flickers across
+  the border for fewer frames changes nothing. Both are stamped with the first frame of
+  the run, so dwell time (exit - enter) is not skewed by the wait.
+- a track inside that is no longer seen exits when the counter forgets it
+  (`forget_frames` after it was last seen, i.e. once the tracker has given it up), stamped
+  with the last time it was seen inside: occupancy never holds objects that left unseen
+  (supervision issue 1855).
+- only confirmed tracks enter; a tentative one inside enters once it is confirmed.
+
+Occupancy is the number of tracks inside now, per zone and class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from vision_core.track.anchors import Anchor, anchor_points
+from vision_core.track.regions import ZoneRegion
+from vision_core.track.slots import TrackSlots, grown
+from vision_core.track.tracker import TrackBatch
+
+__all__ = ["ZoneAction", "ZoneCounter", "ZoneTransition", "points_in_polygon"]
+
+ZoneAction = Literal["enter", "exit"]
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneTransition:
+    """One track entering or leaving one zone."""
+
+    zone: str
+    action: ZoneAction
+    track_id: int
+    class_id: int
+    class_name: str
+    frame_index: int
+    ts: float  # Unix seconds
+    dwell_sec: float  # exit: time inside; enter: 0
+    occupancy: int  # tracks in the zone after this event
+    lost: bool = False  # exit: the track was not seen any more (not seen walking out)
+
+
+def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """(N,) bool: which of (N, 2) points lie inside a (V, 2) polygon (even-odd rule)."""
+    x, y = points[:, 0:1], points[:, 1:2]  # (N, 1)
+    x1, y1 = polygon[:, 0][None], polygon[:, 1][None]  # (1, V)
+    x2, y2 = np.roll(polygon[:, 0], -1)[None], np.roll(polygon[:, 1], -1)[None]
+    straddles = (y1 > y) != (y2 > y)
+    dy = np.where(y2 == y1, 1.0, y2 - y1)
+    x_at = x1 + (y - y1) * (x2 - x1) / dy
+    hits = straddles & (x < x_at)
+    return (hits.sum(1) % 2) == 1
+
+
+class ZoneCounter:
+    """Zone events, occupancy and dwell for named polygon zones."""
+
+    def __init__(
+        self,
+        zones: Sequence[ZoneRegion],
+        *,
+        min_frames_on_side: int = 3,
+        forget_frames: int = 31,
+        anchor: Anchor = "center",
+    ) -> None:
+        self.zones = list(zones)
+        self.min_frames = max(1, int(min_frames_on_side))
+        self.anchor: Anchor = anchor
+        self.slots = TrackSlots(forget_frames)
+        self._polys = [np.array(z.polygon, np.float64) for z in self.zones]
+        n = len(self.zones)
+        self._inside = np.zeros((0, n), bool)
+        self._run = np.zeros((0, n), np.int64)
+        self._cand_ts = np.zeros((0, n))
+        self._cand_frame = np.zeros((0, n), np.int64)
+        self._enter_ts = np.zeros((0, n))
+        self._last_in_ts = np.zeros((0, n))
+        self._last_in_frame = np.zeros((0, n), np.int64)
+        self._names: dict[int, str] = {}
+        self.occupancy_by_class: dict[str, dict[str, int]] = {z.name: {} for z in self.zones}
+        self.entered: dict[tuple[str, str], int] = {}  # (zone, class) -> enter events
+
+    def _ensure(self) -> None:
+        cap = self.slots.capacity
+        if self._inside.shape[0] < cap:
+            self._inside = grown(self._inside, cap, False)
+            self._run = grown(self._run, cap, 0)
+            self._cand_ts = grown(self._cand_ts, cap, 0.0)
+            self._cand_frame = grown(self._cand_frame, cap, 0)
+            self._enter_ts = grown(self._enter_ts, cap, 0.0)
+            self._last_in_ts = grown(self._last_in_ts, cap, 0.0)
+            self._last_in_frame = grown(self._last_in_frame, cap, 0)
+
+    def occupancy(self) -> dict[str, int]:
+        """Tracks inside each zone now."""
+        return {z: sum(by.values()) for z, by in self.occupancy_by_class.items()}
+
+    def _occupy(self, zone: str, cls: str, delta: int) -> int:
+        by = self.occupancy_by_class[zone]
+        by[cls] = by.get(cls, 0) + delta
+        if by[cls] <= 0:
+            del by[cls]
+        return sum(by.values())
+
+    def update(self, batch: TrackBatch, ts: float) -> list[ZoneTransition]:
+        """Take the tracks observed on one frame; returns the zone events it completes."""
+        frame = batch.frame_index
+        self._names.update(batch.names)
+        out = self._forget(frame)
+        if not self.zones or not len(batch):
+            return out
+        ok = batch.track_ids >= 0
+        ids, cls = batch.track_ids[ok], batch.class_ids[ok]
+        if not len(ids):
+            return out
+        pts = anchor_points(batch.xyxy[ok], self.anchor)
+        confirmed = batch.confirmed[ok]
+        rows, fresh = self.slots.rows(ids, cls, frame)
+        self._ensure()
+        if fresh.any():
+            new = rows[fresh]
+            self._inside[new] = False
+            self._run[new] = 0
+        names = [batch.names.get(int(c), str(int(c))) for c in cls.tolist()]
+        obs = np.stack([points_in_polygon(pts, poly) for poly in self._polys], 1)
+        for z, region in enumerate(self.zones):
+            if region.classes:
+                obs[:, z] &= np.array([n in region.classes for n in names], bool)
+
+        inside, rn = self._inside[rows], self._run[rows]
+        cts, cfr = self._cand_ts[rows], self._cand_frame[rows]
+        flip = obs != inside
+        start = flip & (rn == 0)
+        cts[start] = ts
+        cfr[start] = frame
+        rn = np.where(flip, rn + 1, 0)
+        ready = flip & (rn >= self.min_frames) & confirmed[:, None]
+        enter_ts, last_ts = self._enter_ts[rows], self._last_in_ts[rows]
+        last_frame = self._last_in_frame[rows]
+        if ready.any():
+            ti, zi = np.nonzero(ready)
+            for t, z in zip(ti.tolist(), zi.tolist(), strict=True):
+                zone = self.zones[z].name
+                entering = bool(obs[t, z])
+                if entering:
+                    enter_ts[t, z] = cts[t, z]
+                    occ = self._occupy(zone, names[t], +1)
+                    key = (zone, names[t])
+                    self.entered[key] = self.entered.get(key, 0) + 1
+                    dwell = 0.0
+                else:
+                    occ = self._occupy(zone, names[t], -1)
+                    dwell = max(0.0, float(cts[t, z] - enter_ts[t, z]))
+                out.append(
+                    ZoneTransition(
+                        zone=zone,
+                        action="enter" if entering else "exit",
+                        track_id=int(ids[t]),
+                        class_id=int(cls[t]),
+                        class_name=names[t],
+                        frame_index=int(cfr[t, z]),
+                        ts=float(cts[t, z]),
+                        dwell_sec=dwell,
+                        occupancy=occ,
+                    )
+                )
+            inside[ready] = obs[ready]
+            rn[ready] = 0
+        now_in = inside & obs
+        last_ts[now_in] = ts
+        last_frame[now_in] = frame
+        self._inside[rows], self._run[rows] = inside, rn
+        self._cand_ts[rows], self._cand_frame[rows] = cts, cfr
+        self._enter_ts[rows], self._last_in_ts[rows] = enter_ts, last_ts
+        self._last_in_frame[rows] = last_frame
+        return out
+
+    def _forget(self, frame: int) -> list[ZoneTransition]:
+        """Tracks not seen for forget_frames leave every zone they were in."""
+        out: list[ZoneTransition] = []
+        for row, (tid, cid) in self.slots.sweep(frame):
+            if row >= self._inside.shape[0]:
+                continue
+            for z in np.flatnonzero(self._inside[row]).tolist():
+                zone = self.zones[z].name
+                name = self._names.get(cid, str(cid))
+                occ = self._occupy(zone, name, -1)
+                out.append(
+                    ZoneTransition(
+                        zone=zone,
+                        action="exit",
+                        track_id=tid,
+                        class_id=cid,
+                        class_name=name,
+                        frame_index=int(self._last_in_frame[row, z]),
+                        ts=float(self._last_in_ts[row, z]),
+                        dwell_sec=max(
+                            0.0, float(self._last_in_ts[row, z] - self._enter_ts[row, z])
+                        ),
+                        occupancy=occ,
+                        lost=True,
+                    )
+                )
+            self._inside[row] = False
+            self._run[row] = 0
+        return out
+
+    def dwell_now(self, ts: float) -> list[tuple[str, int, str, float]]:
+        """(zone, track id, class, seconds inside so far) of every occupant."""
+        out = []
+        for z, zone in enumerate(self.zones):
+            for row in np.flatnonzero(self._inside[:, z]).tolist():
+                key = self.slots.keys[row]
+                if key is None:
+                    continue
+                tid, cid = key
+                out.append(
+                    (
+                        zone.name,
+                        tid,
+                        self._names.get(cid, str(cid)),
+                        max(0.0, ts - float(self._enter_ts[row, z])),
+                    )
+                )
+        return out
