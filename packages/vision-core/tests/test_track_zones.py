@@ -38,7 +38,7 @@ def test_enter_and_exit_with_dwell_from_first_frames_of_each_run() -> None:
 
 
 def test_a_flicker_across_the_border_changes_nothing() -> None:
-    zc, events = run(xs(1, [OUT] * 4 + [IN, IN, OUT, IN, OUT, OUT, IN] + [OUT] * 4))
+    _, events = run(xs(1, [OUT] * 4 + [IN, IN, OUT, IN, OUT, OUT, IN] + [OUT] * 4))
     assert events == []
     _zc, events = run(xs(1, [IN] * 5 + [OUT, OUT] + [IN] * 5))
     assert [e.action for e in events] == ["enter"]  # born inside: enters once, stays
