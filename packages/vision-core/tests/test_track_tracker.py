@@ -246,3 +246,16 @@ def test_state_stays_bounded_on_an_endless_stream() -> None:
     crossings = sum(counter.line_counts.values())
     assert crossings >= 0.9 * 8 * 1500 / 60  # and the objects are counted all along
     assert not counter.occupancy()["zone"] or counter.occupancy()["zone"] <= 8
+
+
+def test_kalman_stays_stable_over_a_long_track() -> None:
+    """P - K S K^T plus symmetrising: no drift into a non-positive covariance (the P - KHP
+    form with a gain from P's transpose blew up after about 80 frames)."""
+    kf = KalmanBoxFilter()
+    box = np.array([[10.0, 10.0, 39.0, 39.0]])
+    mean, cov = kf.initiate(xyxy_to_xywh(box))
+    for f in range(1, 3000):
+        mean, cov = kf.predict(mean, cov)
+        mean, cov = kf.update(mean, cov, xyxy_to_xywh(box + np.array([[3.5, 0, 3.5, 0]]) * f))
+    assert np.linalg.eigvalsh(cov[0]).min() > 0 and np.allclose(cov[0], cov[0].T)
+    assert mean[0, 4] == pytest.approx(3.5, abs=1e-3)

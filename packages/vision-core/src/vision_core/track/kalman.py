@@ -62,6 +62,7 @@ class KalmanBoxFilter:
         q = np.concatenate([self.std_position * s, self.std_velocity * s], 1) ** 2
         mean = mean @ _F.T
         cov = _F @ cov @ _F.T
+        cov = (cov + cov.transpose(0, 2, 1)) / 2
         idx = np.arange(8)
         cov[:, idx, idx] += q
         return mean, cov
@@ -75,12 +76,15 @@ class KalmanBoxFilter:
         s = self._wh4(mean[:, 2:4])
         r = (self.std_position * s) ** 2
         ph = cov[:, :, :4]  # P H^T (N, 8, 4)
-        big_s = cov[:, :4, :4].copy()
+        big_s = cov[:, :4, :4].copy()  # S = H P H^T + R
         idx = np.arange(4)
         big_s[:, idx, idx] += r
-        # K = P H^T S^-1; S is symmetric, so K^T = S^-1 H P
-        gain = np.linalg.solve(big_s, cov[:, :4, :]).transpose(0, 2, 1)
+        # K = P H^T S^-1, solved as K^T = S^-1 (P H^T)^T
+        gain = np.linalg.solve(big_s, ph.transpose(0, 2, 1)).transpose(0, 2, 1)
         innovation = xywh - mean[:, :4]
         mean = mean + np.einsum("nij,nj->ni", gain, innovation)
-        cov = cov - gain @ ph.transpose(0, 2, 1)
+        # P - K S K^T is symmetric by construction; averaging with the transpose keeps
+        # rounding from building up over thousands of frames
+        cov = cov - gain @ big_s @ gain.transpose(0, 2, 1)
+        cov = (cov + cov.transpose(0, 2, 1)) / 2
         return mean, cov
