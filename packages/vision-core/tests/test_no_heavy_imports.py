@@ -76,3 +76,62 @@ def test_infer_runs_without_heavy_modules(tiny_yolo_onnx: Path, tmp_path: Path) 
     assert name in {"circle", "square", "triangle"} and 0.001 < score <= 1.0
     assert 0 <= box[0] <= box[2] <= 320 and 0 <= box[1] <= box[3] <= 240
     assert len(result["batch"]) == 2 and result["batch"][0] == result["n"]
+
+
+TRACK_SCRIPT = textwrap.dedent(
+    """
+    import importlib.abc
+    import json
+    import sys
+
+    BLOCKED = {blocked!r}
+
+
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ImportError(f"{{name}} is blocked on this device")
+            return None
+
+
+    sys.meta_path.insert(0, Block())
+
+    from vision_core.config import build_config
+    from vision_core.track import SourceTracking
+    from vision_core.types import Detection
+
+    cfg = build_config({{"track": {{
+        "min_hits": 2,
+        "lines": [{{"name": "gate", "points": [[0.5, 0.0], [0.5, 1.0]]}}],
+        "zones": [{{"name": "left", "points": [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]}}],
+    }}}})
+    tracking = SourceTracking(cfg.track, width=640, height=480, source_id="cam")
+    kinds = []
+    for f in range(120):
+        x = 600.0 - 6 * f
+        dets = [Detection(class_id=1, class_name="square", score=0.9, xyxy=(x, 200, x + 30, 230))]
+        kinds += [type(e).__name__ for e in tracking.step(dets, ts=1.7e9 + f / 15).events]
+    kinds += [type(e).__name__ for e in tracking.close()]
+    print(json.dumps({{
+        "kinds": sorted(set(kinds)),
+        "crossings": tracking.counter.line_counts.get(("gate", "square", "out"), 0),
+        "heavy": sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED),
+    }}))
+    """
+)
+
+
+def test_tracking_runs_without_heavy_modules(tmp_path: Path) -> None:
+    """The tracker, counters and events run on a device: no torch and friends, and no
+    scipy/pandas/motmetrics/lap either (those are for scoring and benchmarks only)."""
+    blocked = (*BLOCKED, "scipy", "pandas", "motmetrics", "lap")
+    script = tmp_path / "track.py"
+    script.write_text(TRACK_SCRIPT.format(blocked=blocked), encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["heavy"] == []
+    assert result["crossings"] == 1
+    assert result["kinds"] == ["CrossingEvent", "IntervalSummary", "ZoneEvent"]
