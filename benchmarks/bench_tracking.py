@@ -208,9 +208,9 @@ def run_ours(scene: Any, onnx: Path) -> RunResult:
 def run_ultralytics(scene: Any, onnx: Path) -> RunResult:
     from ultralytics import YOLO
 
+    from vision_core.config.schema import TrackSection
     from vision_core.track import LineCounter, MotWriter, TrackBatch
     from vision_core.track.regions import resolve_regions
-    from vision_core.config.schema import TrackSection
 
     section = TrackSection(lines=scene.lines)
     lines, _ = resolve_regions(section, scene.width, scene.height)
