@@ -76,14 +76,13 @@ class LineCounter:
         self._dir = np.array(
             [(ln.end[0] - ln.start[0], ln.end[1] - ln.start[1]) for ln in self.lines], np.float64
         ).reshape(n, 2)
-        self._in_sign = np.array([ln.in_sign for ln in self.lines], np.int8)
-        self._settled = np.zeros((0, n), np.int8)  # -1 / +1, 0 = not yet known
-        self._cand = np.zeros((0, n), np.int8)  # side of the current run off the settled side
-        self._run = np.zeros((0, n), np.int64)
-        self._last_pt = np.zeros((0, n, 2))  # last anchor seen on the settled side
-        self._cand_pt = np.zeros((0, n, 2))  # first anchor of the run
-        self._cand_ts = np.zeros((0, n))
-        self._cand_frame = np.zeros((0, n), np.int64)
+        self._in_sign = np.array([ln.in_sign for ln in self.lines], np.int64)
+        # per (track row, line): ints (settled side -1/+1/0 = not yet known, side of the
+        # current run off it, run length, first frame of the run) and floats (last anchor
+        # on the settled side x, y; first anchor of the run x, y; time of the run's start),
+        # two arrays so a frame gathers and scatters the state in two operations each
+        self._ints = np.zeros((0, n, 4), np.int64)
+        self._floats = np.zeros((0, n, 5))
         self.counts: dict[tuple[str, str, Direction], int] = {}
 
     def __len__(self) -> int:
@@ -91,14 +90,9 @@ class LineCounter:
 
     def _ensure(self) -> None:
         cap = self.slots.capacity
-        if self._settled.shape[0] < cap:
-            self._settled = grown(self._settled, cap, 0)
-            self._cand = grown(self._cand, cap, 0)
-            self._run = grown(self._run, cap, 0)
-            self._last_pt = grown(self._last_pt, cap, 0.0)
-            self._cand_pt = grown(self._cand_pt, cap, 0.0)
-            self._cand_ts = grown(self._cand_ts, cap, 0.0)
-            self._cand_frame = grown(self._cand_frame, cap, 0)
+        if self._ints.shape[0] < cap:
+            self._ints = grown(self._ints, cap, 0)
+            self._floats = grown(self._floats, cap, 0.0)
 
     def update(self, batch: TrackBatch, ts: float) -> list[LineCrossing]:
         """Take the tracks observed on one frame; returns the crossings completed on it."""
@@ -115,19 +109,16 @@ class LineCounter:
         rows, fresh = self.slots.rows(ids, cls, frame)
         self._ensure()
         if fresh.any():
-            new = rows[fresh]
-            self._settled[new] = 0
-            self._cand[new] = 0
-            self._run[new] = 0
+            self._ints[rows[fresh]] = 0
 
         rel = pts[:, None, :] - self._start[None]  # (N, L, 2)
         cross = self._dir[None, :, 0] * rel[..., 1] - self._dir[None, :, 1] * rel[..., 0]
-        side = np.sign(cross).astype(np.int8)
+        side = np.sign(cross).astype(np.int64)
         here = np.broadcast_to(pts[:, None, :], rel.shape)
 
-        st, cd, rn = self._settled[rows], self._cand[rows], self._run[rows]
-        lp, cp = self._last_pt[rows], self._cand_pt[rows]
-        cts, cfr = self._cand_ts[rows], self._cand_frame[rows]
+        ints, floats = self._ints[rows], self._floats[rows]
+        st, cd, rn, cfr = ints[..., 0], ints[..., 1], ints[..., 2], ints[..., 3]
+        lp, cp, cts = floats[..., 0:2], floats[..., 2:4], floats[..., 4]
         seen = side != 0
         same = seen & (side == st)
         lp[same] = here[same]
@@ -175,9 +166,8 @@ class LineCounter:
         lp[done] = here[done]
         cd[done] = 0
         rn[done] = 0
-        self._settled[rows], self._cand[rows], self._run[rows] = st, cd, rn
-        self._last_pt[rows], self._cand_pt[rows] = lp, cp
-        self._cand_ts[rows], self._cand_frame[rows] = cts, cfr
+        self._ints[rows] = ints
+        self._floats[rows] = floats
         return out
 
     def _through(self, p: np.ndarray, q: np.ndarray, li: np.ndarray) -> np.ndarray:

@@ -52,13 +52,23 @@ class ZoneTransition:
 
 def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     """(N,) bool: which of (N, 2) points lie inside a (V, 2) polygon (even-odd rule)."""
+    return _inside(points, _edges(polygon))
+
+
+def _edges(polygon: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A polygon's edges as (1, V) rows: x1, y1, x2, y2 and the slope dx/dy (0 if flat)."""
+    x1, y1 = polygon[:, 0], polygon[:, 1]
+    x2, y2 = np.roll(x1, -1), np.roll(y1, -1)
+    dy = y2 - y1
+    slope = np.divide(x2 - x1, dy, out=np.zeros_like(dy), where=dy != 0)
+    return x1[None], y1[None], y2[None], slope[None]
+
+
+def _inside(points: np.ndarray, edges: tuple[np.ndarray, ...]) -> np.ndarray:
+    x1, y1, y2, slope = edges
     x, y = points[:, 0:1], points[:, 1:2]  # (N, 1)
-    x1, y1 = polygon[:, 0][None], polygon[:, 1][None]  # (1, V)
-    x2, y2 = np.roll(polygon[:, 0], -1)[None], np.roll(polygon[:, 1], -1)[None]
     straddles = (y1 > y) != (y2 > y)
-    dy = np.where(y2 == y1, 1.0, y2 - y1)
-    x_at = x1 + (y - y1) * (x2 - x1) / dy
-    hits = straddles & (x < x_at)
+    hits = straddles & (x < x1 + (y - y1) * slope)
     return (hits.sum(1) % 2) == 1
 
 
@@ -77,7 +87,7 @@ class ZoneCounter:
         self.min_frames = max(1, int(min_frames_on_side))
         self.anchor: Anchor = anchor
         self.slots = TrackSlots(forget_frames)
-        self._polys = [np.array(z.polygon, np.float64) for z in self.zones]
+        self._edges = [_edges(np.array(z.polygon, np.float64)) for z in self.zones]
         n = len(self.zones)
         self._inside = np.zeros((0, n), bool)
         self._run = np.zeros((0, n), np.int64)
@@ -132,7 +142,7 @@ class ZoneCounter:
             self._inside[new] = False
             self._run[new] = 0
         names = [batch.names.get(int(c), str(int(c))) for c in cls.tolist()]
-        obs = np.stack([points_in_polygon(pts, poly) for poly in self._polys], 1)
+        obs = np.stack([_inside(pts, edges) for edges in self._edges], 1)
         for z, region in enumerate(self.zones):
             if region.classes:
                 obs[:, z] &= np.array([n in region.classes for n in names], bool)
