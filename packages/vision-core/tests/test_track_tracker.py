@@ -259,3 +259,18 @@ def test_kalman_stays_stable_over_a_long_track() -> None:
         mean, cov = kf.update(mean, cov, xyxy_to_xywh(box + np.array([[3.5, 0, 3.5, 0]]) * f))
     assert np.linalg.eigvalsh(cov[0]).min() > 0 and np.allclose(cov[0], cov[0].T)
     assert mean[0, 4] == pytest.approx(3.5, abs=1e-3)
+
+
+def test_a_tentative_track_survives_a_low_score_frame() -> None:
+    tr = ByteTracker(TrackerSettings(min_hits=3))
+    out = [ids_states(tr, dets((10 + 3 * f, 10, s, 0))) for f, s in enumerate([0.9, 0.3, 0.9])]
+    assert out == [[(1, "tentative")], [(1, "tentative")], [(1, "confirmed")]]
+
+
+def test_a_second_box_on_a_tracked_object_starts_no_track() -> None:
+    """Class-aware NMS can keep a square and a circle box on one object: one track."""
+    tr = ByteTracker(TrackerSettings(min_hits=1))
+    tr.update(dets((10, 10, 0.9, 1)))
+    out = tr.update(dets((12, 10, 0.9, 1), (12, 11, 0.8, 0)))
+    assert [(t.track_id, t.class_name) for t in out] == [(1, "square")]
+    assert tr.next_id == 2

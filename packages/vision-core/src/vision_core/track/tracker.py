@@ -12,8 +12,12 @@ Per frame (`ByteTracker.update`):
    low keeps its track instead of losing it (ByteTrack's idea). The rest become lost.
 5. Stage 3: tentative tracks take the high-score detections left (IoU >= `match_iou`);
    a tentative track that misses a frame is dropped.
+   Tentative tracks still unmatched may take low-score detections left (IoU >=
+   `low_match_iou`), so a new object whose score dips for a frame survives.
 6. High-score detections still unmatched with score >= `new_track_thresh` start tentative
-   tracks. A track is confirmed after `min_hits` matched frames in a row.
+   tracks, unless they sit on a track seen on this frame (IoU >= 0.6: the detector's second
+   box on one object, e.g. another class kept by class-aware NMS). A track is confirmed
+   after `min_hits` matched frames in a row.
 7. Lost tracks older than `lost_frames` expire; at most `max_tracks` live at once (the
    longest-lost go first), so memory stays bounded on an endless stream.
 
@@ -52,6 +56,8 @@ __all__ = [
 ]
 
 TrackState = Literal["tentative", "confirmed", "lost"]
+
+DUPLICATE_IOU = 0.6  # a detection overlapping a track seen now this much starts no track
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,9 +322,15 @@ class ByteTracker:
         m2, _, _ = self._match(recent, low, iou, classes, s.low_match_iou)
         det_of[recent[m2[:, 0]]] = low[m2[:, 1]]
 
-        # stage 3: tentative tracks x the high-score detections left
-        m3, _, u3 = self._match(tentative, left_high, iou, classes, s.match_iou)
+        # stage 3: tentative tracks x the high-score detections left, then the tentative
+        # tracks still unmatched x the low-score detections left: a new object whose
+        # score dips for a frame is not dropped before it could be confirmed
+        m3, u3t, u3 = self._match(tentative, left_high, iou, classes, s.match_iou)
         det_of[tentative[m3[:, 0]]] = left_high[m3[:, 1]]
+        left_low = np.setdiff1d(low, low[m2[:, 1]], assume_unique=True)
+        rest = tentative[u3t]
+        m4, _, _ = self._match(rest, left_low, iou, classes, s.low_match_iou)
+        det_of[rest[m4[:, 0]]] = left_low[m4[:, 1]]
         new_dets = left_high[u3]
         new_dets = new_dets[scores[new_dets] >= s.new_track_thresh]
 
@@ -341,6 +353,11 @@ class ByteTracker:
         keep = np.where(self._confirmed, self._lost <= s.lost_frames, matched)
         keep &= ~self._duplicates_of_matched(matched)
         self._select(keep)
+        # no new track on top of a track seen now: a second box the detector put on the
+        # same object (another class survives class-aware NMS) is not a second object
+        if len(new_dets) and (self._lost == 0).any():
+            live = xywh_to_xyxy(self._mean[self._lost == 0, :4])
+            new_dets = new_dets[box_iou(boxes[new_dets], live).max(1) < DUPLICATE_IOU]
         self._add(boxes[new_dets], classes[new_dets], scores[new_dets])
         return self._batch(self._lost == 0)
 
