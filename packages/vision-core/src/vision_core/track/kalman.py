@@ -61,8 +61,15 @@ class KalmanBoxFilter:
         s = self._wh4(mean[:, 2:4])
         q = np.concatenate([self.std_position * s, self.std_velocity * s], 1) ** 2
         mean = mean @ _F.T
-        cov = _F @ cov @ _F.T
-        cov = (cov + cov.transpose(0, 2, 1)) / 2
+        # F P F^T for F = [[I, I], [0, I]] in blocks: [[A+B+C+D, B+D], [C+D, D]]
+        a, b = cov[:, :4, :4], cov[:, :4, 4:]
+        c, d = cov[:, 4:, :4], cov[:, 4:, 4:]
+        out = np.empty_like(cov)
+        out[:, :4, :4] = a + b + c + d
+        out[:, :4, 4:] = b + d
+        out[:, 4:, :4] = c + d
+        out[:, 4:, 4:] = d
+        cov = out
         idx = np.arange(8)
         cov[:, idx, idx] += q
         return mean, cov
@@ -83,8 +90,8 @@ class KalmanBoxFilter:
         gain = np.linalg.solve(big_s, ph.transpose(0, 2, 1)).transpose(0, 2, 1)
         innovation = xywh - mean[:, :4]
         mean = mean + np.einsum("nij,nj->ni", gain, innovation)
-        # P - K S K^T is symmetric by construction; averaging with the transpose keeps
-        # rounding from building up over thousands of frames
-        cov = cov - gain @ big_s @ gain.transpose(0, 2, 1)
+        # P - K H P (= P - K S K^T for a symmetric P), averaged with its transpose so
+        # rounding never makes P asymmetric: with an asymmetric P this update diverges
+        cov = cov - gain @ cov[:, :4, :]
         cov = (cov + cov.transpose(0, 2, 1)) / 2
         return mean, cov
