@@ -327,7 +327,9 @@ class ByteTracker:
         # score dips for a frame is not dropped before it could be confirmed
         m3, u3t, u3 = self._match(tentative, left_high, iou, classes, s.match_iou)
         det_of[tentative[m3[:, 0]]] = left_high[m3[:, 1]]
-        left_low = np.setdiff1d(low, low[m2[:, 1]], assume_unique=True)
+        low_free = np.ones(len(low), bool)
+        low_free[m2[:, 1]] = False
+        left_low = low[low_free]
         rest = tentative[u3t]
         m4, _, _ = self._match(rest, left_low, iou, classes, s.low_match_iou)
         det_of[rest[m4[:, 0]]] = left_low[m4[:, 1]]
@@ -349,15 +351,16 @@ class ByteTracker:
         self._score = np.where(matched, self._score, 0.0)
         self._confirmed = self._confirmed | (matched & (self._hits >= s.min_hits))
 
-        # drop: tentative tracks that missed, lost tracks past the buffer, duplicates
-        keep = np.where(self._confirmed, self._lost <= s.lost_frames, matched)
-        keep &= ~self._duplicates_of_matched(matched)
-        self._select(keep)
         # no new track on top of a track seen now: a second box the detector put on the
         # same object (another class survives class-aware NMS) is not a second object
-        if len(new_dets) and (self._lost == 0).any():
-            live = xywh_to_xyxy(self._mean[self._lost == 0, :4])
-            new_dets = new_dets[box_iou(boxes[new_dets], live).max(1) < DUPLICATE_IOU]
+        # (IoU with the track's predicted box, from the matrix above)
+        if len(new_dets) and matched.any():
+            on_track = iou[np.ix_(np.flatnonzero(matched), new_dets)].max(0) >= DUPLICATE_IOU
+            new_dets = new_dets[~on_track]
+        # drop: tentative tracks that missed, lost tracks past the buffer, duplicates
+        keep = np.where(self._confirmed, self._lost <= s.lost_frames, matched)
+        keep &= ~self._duplicates_of_matched(matched, det_of, iou)
+        self._select(keep)
         self._add(boxes[new_dets], classes[new_dets], scores[new_dets])
         return self._batch(self._lost == 0)
 
@@ -387,18 +390,22 @@ class ByteTracker:
         np.add.at(self._votes, (idx, classes), scores)
         self._cls[idx] = self._votes[idx].argmax(1)
 
-    def _duplicates_of_matched(self, matched: np.ndarray) -> np.ndarray:
-        """Lost tracks sitting on a track matched now (IoU > 0.85): the same object twice;
-        the lost one goes (ByteTrack drops the shorter-lived of such a pair)."""
+    def _duplicates_of_matched(
+        self, matched: np.ndarray, det_of: np.ndarray, iou: np.ndarray
+    ) -> np.ndarray:
+        """Lost tracks whose predicted box sits on a detection another track took
+        (IoU > 0.85): the same object twice; the lost one goes if it has no more hits
+        (ByteTrack drops the shorter-lived of such a pair). Read off this frame's IoU
+        matrix of predicted boxes and detections."""
         out = np.zeros(len(self._ids), bool)
         lost = np.flatnonzero(self._confirmed & ~matched)
-        if not len(lost):
-            return out
         live = np.flatnonzero(matched)
-        if len(live):
-            boxes = xywh_to_xyxy(self._mean[:, :4])
-            iou = box_iou(boxes[lost], boxes[live])
-            dup = (iou > 0.85).any(1) & (self._hits[lost] <= self._hits[live][iou.argmax(1)])
+        if len(lost) and len(live):
+            overlap = iou[np.ix_(lost, det_of[live])]
+            best = overlap.argmax(1)
+            dup = (overlap[np.arange(len(lost)), best] > 0.85) & (
+                self._hits[lost] <= self._hits[live][best]
+            )
             out[lost[dup]] = True
         return out
 

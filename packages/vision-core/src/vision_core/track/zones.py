@@ -89,27 +89,20 @@ class ZoneCounter:
         self.slots = TrackSlots(forget_frames)
         self._edges = [_edges(np.array(z.polygon, np.float64)) for z in self.zones]
         n = len(self.zones)
-        self._inside = np.zeros((0, n), bool)
-        self._run = np.zeros((0, n), np.int64)
-        self._cand_ts = np.zeros((0, n))
-        self._cand_frame = np.zeros((0, n), np.int64)
-        self._enter_ts = np.zeros((0, n))
-        self._last_in_ts = np.zeros((0, n))
-        self._last_in_frame = np.zeros((0, n), np.int64)
+        # per (track row, zone): ints (inside 0/1, run length off it, first frame of the
+        # run, last frame seen inside) and floats (time of the run's start, of entering,
+        # last seen inside): one gather and one scatter a frame
+        self._ints = np.zeros((0, n, 4), np.int64)
+        self._floats = np.zeros((0, n, 3))
         self._names: dict[int, str] = {}
         self.occupancy_by_class: dict[str, dict[str, int]] = {z.name: {} for z in self.zones}
         self.entered: dict[tuple[str, str], int] = {}  # (zone, class) -> enter events
 
     def _ensure(self) -> None:
         cap = self.slots.capacity
-        if self._inside.shape[0] < cap:
-            self._inside = grown(self._inside, cap, False)
-            self._run = grown(self._run, cap, 0)
-            self._cand_ts = grown(self._cand_ts, cap, 0.0)
-            self._cand_frame = grown(self._cand_frame, cap, 0)
-            self._enter_ts = grown(self._enter_ts, cap, 0.0)
-            self._last_in_ts = grown(self._last_in_ts, cap, 0.0)
-            self._last_in_frame = grown(self._last_in_frame, cap, 0)
+        if self._ints.shape[0] < cap:
+            self._ints = grown(self._ints, cap, 0)
+            self._floats = grown(self._floats, cap, 0.0)
 
     def occupancy(self) -> dict[str, int]:
         """Tracks inside each zone now."""
@@ -138,25 +131,23 @@ class ZoneCounter:
         rows, fresh = self.slots.rows(ids, cls, frame)
         self._ensure()
         if fresh.any():
-            new = rows[fresh]
-            self._inside[new] = False
-            self._run[new] = 0
-        names = [batch.names.get(int(c), str(int(c))) for c in cls.tolist()]
+            self._ints[rows[fresh]] = 0
+        names = [batch.names.get(c, str(c)) for c in cls.tolist()]
         obs = np.stack([_inside(pts, edges) for edges in self._edges], 1)
         for z, region in enumerate(self.zones):
             if region.classes:
                 obs[:, z] &= np.array([n in region.classes for n in names], bool)
 
-        inside, rn = self._inside[rows], self._run[rows]
-        cts, cfr = self._cand_ts[rows], self._cand_frame[rows]
-        flip = obs != inside
+        ints, floats = self._ints[rows], self._floats[rows]
+        inside, rn, cfr, last_frame = (ints[..., i] for i in range(4))
+        cts, enter_ts, last_ts = (floats[..., i] for i in range(3))
+        flip = obs != (inside == 1)
         start = flip & (rn == 0)
         cts[start] = ts
         cfr[start] = frame
-        rn = np.where(flip, rn + 1, 0)
+        rn[flip] += 1
+        rn[~flip] = 0
         ready = flip & (rn >= self.min_frames) & confirmed[:, None]
-        enter_ts, last_ts = self._enter_ts[rows], self._last_in_ts[rows]
-        last_frame = self._last_in_frame[rows]
         if ready.any():
             ti, zi = np.nonzero(ready)
             for t, z in zip(ti.tolist(), zi.tolist(), strict=True):
@@ -186,25 +177,24 @@ class ZoneCounter:
                 )
             inside[ready] = obs[ready]
             rn[ready] = 0
-        now_in = inside & obs
+        now_in = (inside == 1) & obs
         last_ts[now_in] = ts
         last_frame[now_in] = frame
-        self._inside[rows], self._run[rows] = inside, rn
-        self._cand_ts[rows], self._cand_frame[rows] = cts, cfr
-        self._enter_ts[rows], self._last_in_ts[rows] = enter_ts, last_ts
-        self._last_in_frame[rows] = last_frame
+        self._ints[rows] = ints
+        self._floats[rows] = floats
         return out
 
     def _forget(self, frame: int) -> list[ZoneTransition]:
         """Tracks not seen for forget_frames leave every zone they were in."""
         out: list[ZoneTransition] = []
         for row, (tid, cid) in self.slots.sweep(frame):
-            if row >= self._inside.shape[0]:
+            if row >= self._ints.shape[0]:
                 continue
-            for z in np.flatnonzero(self._inside[row]).tolist():
+            for z in np.flatnonzero(self._ints[row, :, 0]).tolist():
                 zone = self.zones[z].name
                 name = self._names.get(cid, str(cid))
                 occ = self._occupy(zone, name, -1)
+                last_ts, enter_ts = float(self._floats[row, z, 2]), float(self._floats[row, z, 1])
                 out.append(
                     ZoneTransition(
                         zone=zone,
@@ -212,24 +202,21 @@ class ZoneCounter:
                         track_id=tid,
                         class_id=cid,
                         class_name=name,
-                        frame_index=int(self._last_in_frame[row, z]),
-                        ts=float(self._last_in_ts[row, z]),
-                        dwell_sec=max(
-                            0.0, float(self._last_in_ts[row, z] - self._enter_ts[row, z])
-                        ),
+                        frame_index=int(self._ints[row, z, 3]),
+                        ts=last_ts,
+                        dwell_sec=max(0.0, last_ts - enter_ts),
                         occupancy=occ,
                         lost=True,
                     )
                 )
-            self._inside[row] = False
-            self._run[row] = 0
+            self._ints[row] = 0
         return out
 
     def dwell_now(self, ts: float) -> list[tuple[str, int, str, float]]:
         """(zone, track id, class, seconds inside so far) of every occupant."""
         out = []
         for z, zone in enumerate(self.zones):
-            for row in np.flatnonzero(self._inside[:, z]).tolist():
+            for row in np.flatnonzero(self._ints[:, z, 0]).tolist():
                 key = self.slots.keys[row]
                 if key is None:
                     continue
@@ -239,7 +226,7 @@ class ZoneCounter:
                         zone.name,
                         tid,
                         self._names.get(cid, str(cid)),
-                        max(0.0, ts - float(self._enter_ts[row, z])),
+                        max(0.0, ts - float(self._floats[row, z, 1])),
                     )
                 )
         return out
