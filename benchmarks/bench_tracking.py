@@ -284,7 +284,6 @@ def quality(args: argparse.Namespace, onnx: Path) -> tuple[list[dict[str, Any]],
             s = score_tracking(gt, res.hyp)
             c = score_counts(truth, res.counts)
             row[name] = {"scores": s, "count": c}
-        row["track_ms"] = statistics.mean(results["ours"].track_ms)
         crossings_per_hour.append(sum(truth.values()) / (scene.frames / scene.fps) * 3600)
         rows.append(row)
     ok_counts = all(
@@ -297,16 +296,15 @@ def quality(args: argparse.Namespace, onnx: Path) -> tuple[list[dict[str, Any]],
     print(
         "| scene (seed) | true crossings | count error ours | count error ultralytics "
         "| IDF1 ours | IDF1 ultralytics | MOTA ours | MOTA ultralytics | id switches ours "
-        "| id switches ultralytics | ours tracking ms/frame |"
+        "| id switches ultralytics |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         o, u = r["ours"], r["ultralytics"]
         print(
             f"| {r['seed']} | {r['true']} | {o['count'].abs_error} | {u['count'].abs_error} "
             f"| {o['scores'].idf1:.3f} | {u['scores'].idf1:.3f} | {o['scores'].mota:.3f} "
-            f"| {u['scores'].mota:.3f} | {o['scores'].id_switches} | {u['scores'].id_switches} "
-            f"| {r['track_ms']:.3f} |"
+            f"| {u['scores'].mota:.3f} | {o['scores'].id_switches} | {u['scores'].id_switches} |"
         )
     print(
         f"| mean | | {statistics.mean(r['ours']['count'].abs_error for r in rows):.2f} "
@@ -315,7 +313,7 @@ def quality(args: argparse.Namespace, onnx: Path) -> tuple[list[dict[str, Any]],
         f"| {statistics.mean(r['ours']['scores'].mota for r in rows):.3f} "
         f"| {statistics.mean(r['ultralytics']['scores'].mota for r in rows):.3f} "
         f"| {statistics.mean(r['ours']['scores'].id_switches for r in rows):.1f} "
-        f"| {statistics.mean(r['ultralytics']['scores'].id_switches for r in rows):.1f} | |"
+        f"| {statistics.mean(r['ultralytics']['scores'].id_switches for r in rows):.1f} |"
     )
     print()
     print(f"count error ours <= ultralytics on every scene: {'PASS' if ok_counts else 'FAIL'}")
