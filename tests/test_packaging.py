@@ -99,6 +99,18 @@ def test_device_install_of_vision_edge_is_light(tmp_path: Path, wheels: dict[str
         [str(venv / "bin" / "vision-edge"), "--help"], capture_output=True, text=True
     )
     assert res.returncode == 0 and "Usage: vision-edge" in res.stdout
+    # tracking runs on the device with numpy alone: scoring's libraries stay off it
+    assert _absent(venv, ["scipy", "pandas", "motmetrics", "lap"]) == []
+    track = (
+        "from vision_core.track import ByteTracker, DetectionArray\n"
+        "t = ByteTracker()\n"
+        "for f in range(5): out = t.update(DetectionArray.of([[f, 0, f + 9, 9]], [0.9], [0]))\n"
+        "print([x.track_id for x in out], [x.state for x in out])"
+    )
+    res = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", track], capture_output=True, text=True
+    )
+    assert res.returncode == 0 and res.stdout.strip() == "[1] ['confirmed']", res.stderr
 
 
 def test_vision_edge_alone_runs_local_mode_on_images_and_video(

@@ -29,7 +29,9 @@ def _metadata(path: str) -> dict[str, Any]:
     cls: Any = PipelineConfig
     *sections, name = path.split(".")
     for part in sections:
-        cls = typing.get_type_hints(cls)[part]
+        cls = typing.get_type_hints(cls)[part.removesuffix("[]")]
+        if part.endswith("[]"):  # an array of tables: the item's keys
+            cls = typing.get_args(cls)[0]
     field = next(f for f in dataclasses.fields(cls) if f.name == name)
     return dict(field.metadata)
 
@@ -41,6 +43,8 @@ def _value(value: Any) -> str:
         return f'"{value}"'
     if isinstance(value, dict):
         return "{}" if not value else str(value)
+    if isinstance(value, list):
+        return "[]" if not value else str(value)
     return str(value)
 
 

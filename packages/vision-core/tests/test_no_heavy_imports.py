@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.fixtures.blocked_imports import run_blocked
+from tests.fixtures.blocked_imports import DEVICE_BLOCKED, run_blocked
 
 BODY = """
 import numpy as np
@@ -34,3 +34,37 @@ def test_infer_runs_without_heavy_modules(tiny_yolo_onnx: Path, tmp_path: Path) 
     assert name in {"circle", "square", "triangle"} and 0.001 < score <= 1.0
     assert 0 <= box[0] <= box[2] <= 320 and 0 <= box[1] <= box[3] <= 240
     assert len(result["batch"]) == 2 and result["batch"][0] == result["n"]
+
+
+TRACK_BODY = """
+from vision_core.config import build_config
+from vision_core.track import SourceTracking
+from vision_core.types import Detection
+
+cfg = build_config({"track": {
+    "min_hits": 2,
+    "lines": [{"name": "gate", "points": [[0.5, 0.0], [0.5, 1.0]]}],
+    "zones": [{"name": "left", "points": [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]}],
+}})
+tracking = SourceTracking(cfg.track, width=640, height=480, source_id="cam")
+kinds = []
+for f in range(120):
+    x = 600.0 - 6 * f
+    dets = [Detection(class_id=1, class_name="square", score=0.9, xyxy=(x, 200, x + 30, 230))]
+    kinds += [type(e).__name__ for e in tracking.step(dets, ts=1.7e9 + f / 15).events]
+kinds += [type(e).__name__ for e in tracking.close()]
+RESULT = {
+    "kinds": sorted(set(kinds)),
+    "crossings": tracking.counter.line_counts.get(("gate", "square", "out"), 0),
+}
+"""
+
+
+def test_tracking_runs_without_heavy_modules(tmp_path: Path) -> None:
+    """The tracker, counters and events run on a device: no torch and friends, and no
+    scipy/pandas/motmetrics/lap either (those are for scoring and benchmarks only)."""
+    blocked = (*DEVICE_BLOCKED, "scipy", "pandas", "motmetrics", "lap")
+    result, imported = run_blocked(TRACK_BODY, blocked=blocked, tmp_path=tmp_path)
+    assert imported == []
+    assert result["crossings"] == 1
+    assert result["kinds"] == ["CrossingEvent", "IntervalSummary", "ZoneEvent"]

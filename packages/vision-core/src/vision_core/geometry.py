@@ -20,12 +20,17 @@ def box_iou(a: npt.ArrayLike, b: npt.ArrayLike) -> np.ndarray:
     """
     aa = np.asarray(a, dtype=np.float64).reshape(-1, 4)
     bb = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    area_a = (aa[:, 2] - aa[:, 0]).clip(0) * (aa[:, 3] - aa[:, 1]).clip(0)
-    area_b = (bb[:, 2] - bb[:, 0]).clip(0) * (bb[:, 3] - bb[:, 1]).clip(0)
-    lt = np.maximum(aa[:, None, :2], bb[None, :, :2])
-    rb = np.minimum(aa[:, None, 2:], bb[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    union = area_a[:, None] + area_b[None, :] - inter
+    # coordinates as columns and rows of 2-D arrays: about twice as fast as broadcasting
+    # (n, m, 2) corner arrays (the tracker calls this every frame)
+    ax1, ay1, ax2, ay2 = (aa[:, k : k + 1] for k in range(4))
+    bx1, by1, bx2, by2 = (bb[:, k] for k in range(4))
+    iw = np.minimum(ax2, bx2) - np.maximum(ax1, bx1)
+    ih = np.minimum(ay2, by2) - np.maximum(ay1, by1)
+    np.clip(iw, 0.0, None, out=iw)
+    np.clip(ih, 0.0, None, out=ih)
+    inter = iw * ih
+    area_a = (ax2 - ax1).clip(0) * (ay2 - ay1).clip(0)
+    area_b = (bx2 - bx1).clip(0) * (by2 - by1).clip(0)
+    union = area_a + area_b - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(union > 0, inter / union, 0.0)

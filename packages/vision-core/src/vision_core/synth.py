@@ -45,7 +45,6 @@ def render_scene(
     object_size: (min, max) shape size in pixels; default 1/8 to 1/3 of the short side.
     """
     require("cv2", "vision-core[infer]", "synthetic data")
-    import cv2
     import numpy as np
 
     from vision_core.geometry import box_iou
@@ -70,33 +69,53 @@ def render_scene(
         size = int(rng.integers(lo, hi))
         x0 = int(rng.integers(0, width - size))
         y0 = int(rng.integers(0, height - size))
-        if cls == 0:
-            r = size // 2
-            cx, cy = x0 + r, y0 + r
-            box = (cx - r, cy - r, cx + r + 1, cy + r + 1)
-        elif cls == 1:
-            box = (x0, y0, x0 + size, y0 + size)
-        else:
-            apex = x0 + int(rng.integers(0, size))
-            pts = np.array(
-                [[apex, y0], [x0, y0 + size - 1], [x0 + size - 1, y0 + size - 1]], np.int32
-            )
-            box = (x0, y0, x0 + size, y0 + size)
+        apex = int(rng.integers(0, size)) if cls == 2 else 0
+        box = shape_box(cls, x0, y0, size)
         if boxes and box_iou([box], [(b.x1, b.y1, b.x2, b.y2) for b in boxes]).max() > 0.0:
             continue
         # a colour far from the local background so every shape is visible
         bg = canvas[box[1] : box[3], box[0] : box[2]].reshape(-1, 3).mean(0)
         colour = np.where(bg > 127, rng.integers(0, 60, 3), rng.integers(195, 256, 3))
-        col = tuple(int(c) for c in colour)
-        if cls == 0:
-            cv2.circle(canvas, (cx, cy), r, col, thickness=-1, lineType=cv2.LINE_8)
-        elif cls == 1:
-            cv2.rectangle(canvas, (box[0], box[1]), (box[2] - 1, box[3] - 1), col, thickness=-1)
-        else:
-            cv2.fillPoly(canvas, [pts], col, lineType=cv2.LINE_8)
+        draw_shape(canvas, cls, x0, y0, size, tuple(int(c) for c in colour), apex)
         # exact extent from the drawn pixels (what the eye and the model see)
         boxes.append(Box(cls, *box))
     return canvas, boxes
+
+
+def shape_box(cls: int, x0: int, y0: int, size: int) -> tuple[int, int, int, int]:
+    """The exact pixel extent (x1, y1, x2, y2; x2/y2 exclusive) `draw_shape` covers."""
+    if cls == 0:
+        d = 2 * (size // 2) + 1
+        return (x0, y0, x0 + d, y0 + d)
+    return (x0, y0, x0 + size, y0 + size)
+
+
+def draw_shape(
+    canvas: object,
+    cls: int,
+    x0: int,
+    y0: int,
+    size: int,
+    colour: tuple[int, ...],
+    apex: int = 0,
+) -> None:
+    """Draw shape `cls` (0 circle, 1 square, 2 triangle) with its box's top-left at
+    (x0, y0), without anti-aliasing; a triangle's apex sits `apex` px right of x0.
+    Parts outside the canvas are clipped (OpenCV draws what fits)."""
+    import cv2
+    import numpy as np
+
+    assert isinstance(canvas, np.ndarray)
+    if cls == 0:
+        r = size // 2
+        cv2.circle(canvas, (x0 + r, y0 + r), r, colour, thickness=-1, lineType=cv2.LINE_8)
+    elif cls == 1:
+        cv2.rectangle(canvas, (x0, y0), (x0 + size - 1, y0 + size - 1), colour, thickness=-1)
+    else:
+        pts = np.array(
+            [[x0 + apex, y0], [x0, y0 + size - 1], [x0 + size - 1, y0 + size - 1]], np.int32
+        )
+        cv2.fillPoly(canvas, [pts], colour, lineType=cv2.LINE_8)
 
 
 def _write_split(

@@ -13,7 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -227,3 +227,59 @@ def to_json(obj: object) -> bytes:
 
 def to_builtins(obj: object) -> object:
     return msgspec.to_builtins(obj)
+
+
+# -- tracking events (vision_core.track) ---------------------------------------------------
+# Tagged structs: a JSON object carries "kind" ("crossing", "zone", "summary"), so one
+# decoder (`TrackEvent`) tells them apart on the wire and in an outbox.
+
+TrackId = Annotated[int, Meta(ge=0, le=MAX_FRAME_INDEX)]
+DwellSec = Annotated[float, Meta(ge=0.0, le=MAX_LATENCY_MS * 3650)]  # ten years
+
+
+class CrossingEvent(Struct, tag_field="kind", tag="crossing", forbid_unknown_fields=True):
+    """A tracked object crossed a counting line; the store keeps one row per event_id."""
+
+    event_id: EventId
+    ts_utc: AwareDatetime  # when the object was first seen on the new side
+    source_id: Name
+    line: Name
+    direction: Literal["in", "out"]
+    class_name: Name
+    track_id: TrackId
+    model: ModelName = ""
+    frame_index: FrameIndex = 0
+
+
+class ZoneEvent(Struct, tag_field="kind", tag="zone", forbid_unknown_fields=True):
+    """A tracked object entered or left a polygon zone."""
+
+    event_id: EventId
+    ts_utc: AwareDatetime
+    source_id: Name
+    zone: Name
+    action: Literal["enter", "exit"]
+    class_name: Name
+    track_id: TrackId
+    model: ModelName = ""
+    frame_index: FrameIndex = 0
+    dwell_sec: DwellSec = 0.0  # exit: seconds inside; enter: 0
+    occupancy: Count = 0  # objects in the zone after this event
+    lost: bool = False  # exit because the object was no longer seen (not seen leaving)
+
+
+class IntervalSummary(Struct, tag_field="kind", tag="summary", forbid_unknown_fields=True):
+    """What one source saw in one interval: the alternative to one StatsEvent per frame."""
+
+    event_id: EventId
+    start_utc: AwareDatetime
+    end_utc: AwareDatetime
+    source_id: Name
+    frames: FrameIndex
+    detections_by_class: ClassCounts = msgspec.field(default_factory=dict)
+    tracks_by_class: ClassCounts = msgspec.field(default_factory=dict)  # distinct tracks seen
+    new_tracks_by_class: ClassCounts = msgspec.field(default_factory=dict)  # first seen here
+    model: ModelName = ""
+
+
+TrackEvent = CrossingEvent | ZoneEvent | IntervalSummary

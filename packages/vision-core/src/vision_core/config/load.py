@@ -185,6 +185,8 @@ class _Validator:
             return self._choice(typing.get_args(tp), value, path)
         if origin is dict:
             return self._class_map(value, path)
+        if origin is tuple:
+            return self._array(typing.get_args(tp), value, path, meta)
         if origin in (types.UnionType, typing.Union):  # pragma: no cover - not used yet
             return value
         raise TypeError(f"unsupported config type {tp!r} at {path}")  # pragma: no cover
@@ -245,6 +247,38 @@ class _Validator:
         self.fail(path, f"expected one of {listed}, got {_show(value)}{hint}")
         return _INVALID
 
+    def _array(self, args: tuple[Any, ...], value: Any, path: str, meta: Mapping[str, Any]) -> Any:
+        """A TOML array: `tuple[T, ...]` (any length, items checked as T, named `key[i]`) or
+        `tuple[T1, T2]` (exactly that many items). On the command line: JSON."""
+        variable = len(args) == 2 and args[1] is Ellipsis
+        want = (
+            f"an array of {_describe_type(args[0])}"
+            if variable
+            else f"an array of {len(args)} {_describe_type(args[0])}"
+        )
+        if isinstance(value, _CliValue):
+            try:
+                value = json.loads(value.strip() or "[]")
+            except json.JSONDecodeError as exc:
+                self.fail(path, f"expected {want} as JSON, got {_show(str(value))} ({exc.msg})")
+                return _INVALID
+            value = _cli_items(value)
+        if not isinstance(value, (list, tuple)):
+            self.fail(path, f"expected {want}, got {_show(value)}")
+            return _INVALID
+        if not variable and len(value) != len(args):
+            shown = "[" + ", ".join(_show(v) for v in value) + "]"
+            self.fail(path, f"expected {want}, got {shown}")
+            return _INVALID
+        out = []
+        ok = True
+        for i, item in enumerate(value):
+            converted = self.value(args[0] if variable else args[i], item, f"{path}[{i}]", meta)
+            if converted is _INVALID:
+                ok = False
+            out.append(converted)
+        return tuple(out) if ok else _INVALID
+
     def _class_map(self, value: Any, path: str) -> Any:
         if isinstance(value, _CliValue):
             text = value.strip()
@@ -293,6 +327,27 @@ class _Validator:
 _INVALID = object()
 
 
+def _cli_items(value: Any) -> Any:
+    """Items of an array given as JSON on the command line are typed like TOML values."""
+    if isinstance(value, list):
+        return [_cli_items(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _cli_items(v) for k, v in value.items()}
+    return value
+
+
+def _describe_type(tp: Any) -> str:
+    """How a config type reads in a message or the README: 'numbers', 'tables', '[x, y]'."""
+    if dataclasses.is_dataclass(tp):
+        return "tables"
+    if typing.get_origin(tp) is tuple:
+        args = typing.get_args(tp)
+        if args == (float, float):
+            return "[x, y]"
+        return "arrays"
+    return {bool: "booleans", int: "integers", float: "numbers", str: "strings"}.get(tp, "values")
+
+
 def _cross_checks(cfg: PipelineConfig) -> list[str]:
     problems = []
     edge = cfg.deploy.edge
@@ -304,6 +359,16 @@ def _cross_checks(cfg: PipelineConfig) -> list[str]:
         problems.append("stats.db: expected a SQLite path or a postgresql:// DSN, got ''")
     if not cfg.run.name.strip() or any(c in cfg.run.name for c in "/\\"):
         problems.append(f"run.name: expected a name without slashes, got {_show(cfg.run.name)}")
+    # lines and zones: geometry and names (pure Python: loading a config never needs numpy)
+    from vision_core.track.regions import check_track_section
+
+    problems.extend(check_track_section(cfg.track, class_names=cfg.class_map.values()))
+    if cfg.track.enabled and edge.mode == "llm":
+        problems.append(
+            "track.enabled: tracking needs every frame's boxes and deploy.edge.mode = 'llm' "
+            "sees a few frames a minute; set track.enabled = false or use mode 'local' or "
+            "'stream'"
+        )
     return problems
 
 
@@ -395,6 +460,8 @@ def config_to_dict(cfg: Any, *, redact: bool = True) -> dict[str, Any]:
         value = getattr(cfg, f.name)
         if dataclasses.is_dataclass(value):
             out[f.name] = config_to_dict(value, redact=redact)
+        elif isinstance(value, tuple):
+            out[f.name] = _plain(value, redact=redact)
         elif isinstance(value, dict):
             out[f.name] = {str(k): v for k, v in value.items()}
         elif redact and isinstance(value, str) and (f.metadata.get("dsn") or "://" in value):
@@ -404,8 +471,19 @@ def config_to_dict(cfg: Any, *, redact: bool = True) -> dict[str, Any]:
     return out
 
 
+def _plain(value: Any, *, redact: bool) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return config_to_dict(value, redact=redact)
+    if isinstance(value, tuple):
+        return [_plain(v, redact=redact) for v in value]
+    return value
+
+
 def describe_schema(cls: Any = PipelineConfig, prefix: str = "") -> list[tuple[str, str, Any, str]]:
-    """Every key as (key.path, type, default, doc): for docs and `--help`."""
+    """Every key as (key.path, type, default, doc): for docs and `--help`.
+
+    The keys of the tables in an array of tables read `track.lines[].name`.
+    """
     rows: list[tuple[str, str, Any, str]] = []
     hints = _hints(cls)
     for f in dataclasses.fields(cls):
@@ -415,12 +493,18 @@ def describe_schema(cls: Any = PipelineConfig, prefix: str = "") -> list[tuple[s
             rows.extend(describe_schema(tp, path + "."))
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
-        tname = (
-            "|".join(map(repr, typing.get_args(tp)))
-            if typing.get_origin(tp) is Literal
-            else getattr(tp, "__name__", str(tp))
-        )
+        origin = typing.get_origin(tp)
+        if origin is Literal:
+            tname = "|".join(map(repr, typing.get_args(tp)))
+        elif origin is tuple:
+            tname = f"array of {_describe_type(typing.get_args(tp)[0])}"
+        else:
+            tname = getattr(tp, "__name__", str(tp))
+        if isinstance(default, tuple):
+            default = _plain(default, redact=False)
         rows.append((path, tname, default, f.metadata.get("doc", "")))
+        if origin is tuple and dataclasses.is_dataclass(item := typing.get_args(tp)[0]):
+            rows.extend(describe_schema(item, path + "[]."))
     return rows
 
 

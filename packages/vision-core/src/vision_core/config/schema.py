@@ -319,6 +319,82 @@ class StatsSection:
 
 
 @dataclass(**FROZEN)
+class TrackLine:
+    """One counting line: an item of the `[[track.lines]]` array of tables."""
+
+    name: str = opt("", "line name, unique among lines and zones; every crossing event carries it")
+    points: tuple[tuple[float, float], ...] = opt(
+        (), "start and end as two [x, y] points, in track.coords units"
+    )
+    in_side: Literal["left", "right"] = opt(
+        "left",
+        "the side that is 'in', as seen on the image from the start point looking at the end",
+    )
+    classes: tuple[str, ...] = opt((), "class names counted; empty = every class")
+
+
+@dataclass(**FROZEN)
+class TrackZone:
+    """One polygon zone: an item of the `[[track.zones]]` array of tables."""
+
+    name: str = opt("", "zone name, unique among lines and zones; every zone event carries it")
+    points: tuple[tuple[float, float], ...] = opt(
+        (), "3 or more [x, y] corners of a simple polygon, in track.coords units"
+    )
+    classes: tuple[str, ...] = opt((), "class names counted; empty = every class")
+
+
+@dataclass(**FROZEN)
+class TrackSection:
+    """Object tracking, line crossings and zone visits (vision_core.track)."""
+
+    enabled: bool = opt(False, "track objects and count line crossings and zone visits")
+    high_thresh: float = opt(
+        0.5, "detections at or above this score are matched first (ByteTrack stage 1)", ge=0, le=1
+    )
+    low_thresh: float = opt(
+        0.1,
+        "detections from this score up to high_thresh only keep tracks alive (stage 2)",
+        ge=0,
+        le=1,
+    )
+    new_track_thresh: float = opt(0.6, "score a detection needs to start a new track", ge=0, le=1)
+    match_iou: float = opt(
+        0.2, "least IoU of a track's predicted box and a high-score detection", gt=0, le=1
+    )
+    low_match_iou: float = opt(
+        0.5, "least IoU of a track's predicted box and a low-score detection", gt=0, le=1
+    )
+    min_hits: int = opt(
+        3,
+        "matched frames in a row before a track is confirmed (tentative ones count nothing)",
+        ge=1,
+    )
+    lost_frames: int = opt(
+        30, "frames a lost track waits to be found again before it expires", ge=0
+    )
+    class_consistent: bool = opt(True, "a track only takes detections of its own class")
+    max_tracks: int = opt(1000, "most tracks held at once (the oldest lost ones go first)", ge=1)
+    coords: Literal["normalized", "pixels"] = opt(
+        "normalized", "units of line and zone points: 0..1 of the frame, or pixels"
+    )
+    anchor: Literal["center", "bottom_center", "top_center", "left_center", "right_center"] = opt(
+        "center", "the point of a box that crosses lines and enters zones"
+    )
+    min_frames_on_side: int = opt(
+        3,
+        "frames in a row an anchor must be seen on the new side of a line (or in or out of a "
+        "zone) before it counts",
+        ge=1,
+    )
+    summary_sec: float = opt(
+        60.0, "length of a per-interval summary (frames, detections and tracks per class)", gt=0
+    )
+    lines: tuple[TrackLine, ...] = opt((), "counting lines ([[track.lines]] tables)")
+    zones: tuple[TrackZone, ...] = opt((), "polygon zones ([[track.zones]] tables)")
+
+
+@dataclass(**FROZEN)
 class PipelineConfig:
     """The whole pipeline file."""
 
@@ -334,3 +410,4 @@ class PipelineConfig:
     autolabel: AutolabelSection = section(AutolabelSection)
     deploy: DeploySection = section(DeploySection)
     stats: StatsSection = section(StatsSection)
+    track: TrackSection = section(TrackSection)

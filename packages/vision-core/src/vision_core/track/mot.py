@@ -1,0 +1,196 @@
+"""MOTChallenge text files: ground truth and tracker output, read and written in one place.
+
+One row per object per frame, comma-separated (MOT16/17 ground-truth layout):
+
+    frame, id, left, top, width, height, conf, class, visibility
+
+- frame: 1-based frame number (MOTChallenge's convention; frame index 0 is frame 1);
+- left, top, width, height: the box in pixels;
+- conf: ground truth: 1 = counts, 0 = ignore; tracker output: the score;
+- class: the class id of the dataset (0-based, as `class_map`), -1 when unknown;
+- visibility: 0..1, the fraction of the object not hidden (ground truth), else -1.
+
+The reader also takes the 6-column and 10-column (`..., conf, x, y, z`) submission form,
+class then -1. A bad line is a `DatasetError` naming the file and line number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vision_core.errors import DatasetError
+from vision_core.fsutil import atomic_write_text
+from vision_core.track.tracker import TrackBatch
+
+__all__ = ["MotData", "MotWriter", "read_mot", "write_mot"]
+
+
+@dataclass(frozen=True, slots=True)
+class MotData:
+    """MOT rows as columns; boxes as xyxy pixels; frames 1-based."""
+
+    frames: np.ndarray  # (N,) int64
+    ids: np.ndarray  # (N,) int64
+    xyxy: np.ndarray  # (N, 4) float64
+    conf: np.ndarray  # (N,) float64
+    class_ids: np.ndarray  # (N,) int64
+    visibility: np.ndarray  # (N,) float64
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @classmethod
+    def empty(cls) -> MotData:
+        return cls(
+            np.empty(0, np.int64),
+            np.empty(0, np.int64),
+            np.empty((0, 4)),
+            np.empty(0),
+            np.empty(0, np.int64),
+            np.empty(0),
+        )
+
+    def by_frame(self) -> dict[int, np.ndarray]:
+        """frame -> row indices of that frame."""
+        order = np.argsort(self.frames, kind="stable")
+        frames = self.frames[order]
+        cuts = np.flatnonzero(np.diff(frames)) + 1
+        return {
+            int(frames[chunk[0]]): order[chunk]
+            for chunk in np.split(np.arange(len(frames)), cuts)
+            if len(chunk)
+        }
+
+    def select(self, mask: np.ndarray) -> MotData:
+        return MotData(
+            self.frames[mask],
+            self.ids[mask],
+            self.xyxy[mask],
+            self.conf[mask],
+            self.class_ids[mask],
+            self.visibility[mask],
+        )
+
+
+@dataclass
+class MotWriter:
+    """Collects a tracked run frame by frame; `data()` gives the MotData."""
+
+    rows: list[tuple[int, int, float, float, float, float, float, int, float]] = field(
+        default_factory=list
+    )
+
+    def add(self, frame_index: int, tracks: TrackBatch, *, confirmed_only: bool = True) -> None:
+        """The tracks of one frame (frame_index 0-based; written as frame_index + 1)."""
+        keep = tracks.confirmed if confirmed_only else np.ones(len(tracks), bool)
+        for tid, box, score, cid in zip(
+            tracks.track_ids[keep].tolist(),
+            tracks.xyxy[keep].tolist(),
+            tracks.scores[keep].tolist(),
+            tracks.class_ids[keep].tolist(),
+            strict=True,
+        ):
+            self.add_row(frame_index, tid, box, score, cid)
+
+    def add_row(
+        self,
+        frame_index: int,
+        track_id: int,
+        xyxy: tuple[float, ...] | list[float],
+        conf: float = 1.0,
+        class_id: int = -1,
+        visibility: float = -1.0,
+    ) -> None:
+        x1, y1, x2, y2 = (float(v) for v in xyxy)
+        self.rows.append(
+            (frame_index + 1, int(track_id), x1, y1, x2, y2, float(conf), int(class_id), visibility)
+        )
+
+    def data(self) -> MotData:
+        if not self.rows:
+            return MotData.empty()
+        cols = list(zip(*self.rows, strict=True))
+        return MotData(
+            np.array(cols[0], np.int64),
+            np.array(cols[1], np.int64),
+            np.stack([np.array(cols[i], np.float64) for i in range(2, 6)], 1),
+            np.array(cols[6], np.float64),
+            np.array(cols[7], np.int64),
+            np.array(cols[8], np.float64),
+        )
+
+
+def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read MOT file: {exc}") from None
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            yield n, [p.strip() for p in line.split(",")]
+
+
+def read_mot(path: str | Path) -> MotData:
+    """Read a MOT file (6, 7, 9 or 10 columns); DatasetError names the bad line."""
+    p = Path(path)
+    out = MotWriter()
+    for n, parts in _rows(p):
+        if len(parts) not in (6, 7, 9, 10):
+            raise DatasetError(
+                f"{p}:{n}: expected 6, 7, 9 or 10 comma-separated values "
+                f"(frame,id,left,top,width,height,conf,class,visibility), got {len(parts)}"
+            )
+        try:
+            frame, tid = int(parts[0]), int(float(parts[1]))
+            left, top, w, h = (float(v) for v in parts[2:6])
+            conf = float(parts[6]) if len(parts) > 6 else 1.0
+            cls = int(float(parts[7])) if len(parts) == 9 else -1
+            vis = float(parts[8]) if len(parts) == 9 else -1.0
+        except ValueError as exc:
+            raise DatasetError(f"{p}:{n}: not a number ({exc})") from None
+        if frame < 1:
+            raise DatasetError(f"{p}:{n}: frame numbers start at 1, got {frame}")
+        if not all(math.isfinite(v) for v in (left, top, w, h, conf)) or w < 0 or h < 0:
+            raise DatasetError(
+                f"{p}:{n}: expected a finite box with width and height >= 0, got "
+                f"{left:g},{top:g},{w:g},{h:g}"
+            )
+        out.add_row(frame - 1, tid, (left, top, left + w, top + h), conf, cls, vis)
+    return out.data()
+
+
+def _num(v: float) -> str:
+    """Pixels to 1/1000 px, without trailing zeros."""
+    text = f"{v:.3f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def write_mot(path: str | Path, data: MotData) -> Path:
+    """Write MotData as a 9-column MOT file (atomically), rows sorted by frame then id."""
+    order = np.lexsort((data.ids, data.frames))
+    lines = []
+    for i in order.tolist():
+        x1, y1, x2, y2 = data.xyxy[i].tolist()
+        vis = float(data.visibility[i])
+        lines.append(
+            ",".join(
+                [
+                    str(int(data.frames[i])),
+                    str(int(data.ids[i])),
+                    _num(x1),
+                    _num(y1),
+                    _num(x2 - x1),
+                    _num(y2 - y1),
+                    f"{float(data.conf[i]):.4g}",
+                    str(int(data.class_ids[i])),
+                    f"{vis:.4g}",
+                ]
+            )
+        )
+    return atomic_write_text(path, "".join(f"{line}\n" for line in lines))
