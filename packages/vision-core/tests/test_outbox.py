@@ -378,3 +378,25 @@ def test_dead_letters_print_terminal_safe(tmp_path: Path) -> None:
         out = CliRunner().invoke(command, args).output
         assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
         assert "pwned" in out and "red" in out  # the text is shown, escaped
+
+
+def test_tracking_events_travel_in_the_outbox_under_their_tags(tmp_path: Path) -> None:
+    from vision_core.stats.sender import endpoint_for
+    from vision_core.types import CrossingEvent, IntervalSummary
+
+    ts = datetime(2026, 1, 1, tzinfo=UTC)
+    crossing = CrossingEvent(
+        event_id="x1", ts_utc=ts, source_id="cam", line="gate", direction="in",
+        class_name="car", track_id=7,
+    )  # fmt: skip
+    summary = IntervalSummary(event_id="s1", start_utc=ts, end_utc=ts, source_id="cam", frames=3)
+    with Outbox(tmp_path / "o.db") as box:
+        box.put([_event(1), crossing, summary])
+        items = box.peek(5)
+    assert [it.kind for it in items] == ["frame", "crossing", "summary"]
+    assert json.loads(items[1].payload)["kind"] == "crossing"  # the tag is on the wire
+    url = "http://stats:8100/api/v1/stats/events"
+    assert endpoint_for(url, "frame") == url
+    assert {endpoint_for(url, k) for k in ("crossing", "zone", "summary")} == {
+        "http://stats:8100/api/v1/stats/track-events"
+    }

@@ -57,7 +57,7 @@ import msgspec
 
 from vision_core.errors import VisionError
 from vision_core.logging import StructuredLogger
-from vision_core.types import StatsEvent
+from vision_core.types import CrossingEvent, IntervalSummary, StatsEvent, ZoneEvent
 
 if TYPE_CHECKING:
     from vision_core.config.schema import StatsSink
@@ -119,8 +119,13 @@ class Event(Protocol):
     event_id: str
 
 
-# the kind of each event type the outbox carries; the tracking events register theirs
-_KINDS: dict[type, str] = {StatsEvent: FRAME_KIND}
+# the kind of each event type the outbox carries (a tracking event's kind is its wire tag)
+_KINDS: dict[type, str] = {
+    StatsEvent: FRAME_KIND,
+    CrossingEvent: "crossing",
+    ZoneEvent: "zone",
+    IntervalSummary: "summary",
+}
 
 
 def register_kind(cls: type, kind: str) -> None:

@@ -53,8 +53,14 @@ __all__ = ["StatsSender", "endpoint_for"]
 _TRANSIENT = {408, 425, 429, 502, 503, 504}
 _POISON = {400, 413, 422}
 _REPEAT_LOG_SEC = 60.0
-# the ingest path of each event kind, relative to the frame events' endpoint
-KIND_PATHS = {FRAME_KIND: "events"}
+# the ingest path of each event kind, relative to the frame events' endpoint: the tracking
+# events (crossing, zone, summary: one tagged union on the wire) share one route
+KIND_PATHS = {
+    FRAME_KIND: "events",
+    "crossing": "track-events",
+    "zone": "track-events",
+    "summary": "track-events",
+}
 
 
 def endpoint_for(endpoint: str, kind: str) -> str:
