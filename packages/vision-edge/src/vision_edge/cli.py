@@ -11,6 +11,7 @@ from vision_core.cli import (
     config_options,
     echo,
     echo_json,
+    fail,
     keys_command,
     load_cli_config,
     version_option,
@@ -93,6 +94,60 @@ def status(config_path: Path | None, overrides: tuple[str, ...], as_json: bool) 
         + f"\n  last error      {info['last_error'] or '-'}\n"
         f"  endpoint        {info['endpoint'] or '(none: kept locally)'}"
     )
+
+
+@main.command("score-tracking")
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option(
+    "--truth",
+    required=True,
+    type=click.Path(path_type=Path, exists=True),
+    help="MOT ground truth: a gt.txt, or a scene folder (gt.txt + scene.json true counts).",
+)
+@click.option("--iou", default=0.5, type=click.FloatRange(0.0, 1.0), help="Match IoU.")
+@click.option("--class-agnostic", is_flag=True, help="Match boxes whatever their class.")
+@click.option(
+    "--min-visibility", default=0.0, type=click.FloatRange(0.0, 1.0),
+    help="Ignore ground-truth boxes less visible than this.",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
+def score_tracking(
+    run_dir: Path,
+    truth: Path,
+    iou: float,
+    class_agnostic: bool,
+    min_visibility: float,
+    as_json: bool,
+) -> None:
+    """Score a tracked run (track.enabled, deploy.edge.save_tracks) against MOT ground
+    truth: IDF1, MOTA, id switches, count error per line and class. Needs
+    `pip install "vision-edge[track-eval]"`."""
+    from vision_core.errors import VisionError
+    from vision_edge.tracking import score_run
+
+    try:
+        res = score_run(
+            run_dir, truth, iou=iou, class_aware=not class_agnostic, min_visibility=min_visibility
+        )
+    except (VisionError, OSError, ValueError, KeyError) as exc:
+        fail(f"{type(exc).__name__}: {exc}" if isinstance(exc, KeyError) else str(exc))
+        return
+    if as_json:
+        echo_json(res)
+        return
+    echo(
+        f"IDF1 {res['idf1']:.3f}  MOTA {res['mota']:.3f}  id switches {res['id_switches']}  "
+        f"precision {res['precision']:.3f}  recall {res['recall']:.3f}  "
+        f"tracks {res['predicted_tracks']} (truth {res['gt_tracks']})"
+    )
+    counts = res.get("counts")
+    if counts:
+        echo(
+            f"crossings counted {counts['counted_total']}, true {counts['true_total']}, "
+            f"absolute error {counts['abs_error']}"
+        )
+        for key, err in counts["errors"].items():
+            echo(f"  {key}: {err:+d}")
 
 
 main.add_command(keys_command)

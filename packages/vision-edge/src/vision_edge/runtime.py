@@ -8,8 +8,9 @@
 - `infer` (the model call, the HTTP round trip, the LLM call) runs on this thread with
   `deploy.edge.runners = 1`, on a pool of `runners` threads otherwise (local mode), with
   results taken in frame order;
-- this thread then counts the frame (`EdgeFigures`), records its StatsEvent and saves the
-  annotated frame;
+- this thread then counts the frame (`EdgeFigures`), records its StatsEvent, tracks it
+  (`vision_edge.tracking`: crossings, zone visits, interval summaries, recorded through the
+  same outbox) and writes the annotated frame and video;
 - the stats sender (vision-core's `StatsRecorder`) posts what the outbox holds, in batches,
   with backoff.
 
@@ -36,6 +37,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -43,16 +45,16 @@ from typing import Any
 import cv2
 
 from vision_core.config.schema import PipelineConfig
-from vision_core.errors import ConfigError, MediaError, VisionError
-from vision_core.fsutil import atomic_write_bytes
+from vision_core.errors import ConfigError, MediaError
 from vision_core.kernel import RunContext
 from vision_core.logging import StructuredLogger
-from vision_core.media import Frame, FrameSource, draw_detections, encode_jpeg
+from vision_core.media import Frame, FrameSource
 from vision_core.media.frame_source import CaptureFactory
 from vision_core.pipeline import Engine, FrameJob, FramePipeline
 from vision_core.stats import StatsRecorder, stats_api_key
-from vision_core.types import Detection, make_stats_event
+from vision_core.types import make_stats_event
 from vision_edge.figures import EdgeFigures
+from vision_edge.tracking import Annotator, EdgeTracking
 
 __all__ = ["EdgeRunner", "make_source", "outbox_path", "run_with"]
 
@@ -151,7 +153,19 @@ class EdgeRunner:
         self.stop_reason: str | None = None
         self.status_stream = status_stream if status_stream is not None else sys.stderr
         self._tty = bool(getattr(self.status_stream, "isatty", lambda: False)())
-        self._annotate_dir = ctx.outputs_dir if self.edge.save_annotated else None
+        self.frame_events = self.edge.events in ("frames", "both")
+        names = getattr(getattr(engine, "detector", None), "class_names", {}) or {}
+        self.tracking = EdgeTracking(
+            self.cfg,
+            source_id=self.edge.device_id,
+            model=self.model_name,
+            outputs_dir=ctx.outputs_dir,
+            class_names=list(names.values()),
+        )
+        self.annotator = Annotator(
+            self.cfg, ctx.outputs_dir, self.log, fps_hint=self.edge.max_frames_per_sec
+        )
+        self._annotated: dict[str, Any] = {}
         self._next_status = self._next_log = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -203,15 +217,22 @@ class EdgeRunner:
             self._loop(recorder)
         finally:
             end = time.perf_counter()
+            if self.tracking.active:  # the last, partial summary
+                self.figures.events_committed += recorder.record(self.tracking.close())
+            self._annotated = self.annotator.close()
+            self.figures.annotated = self._annotated["annotated_saved"]
             for sig, handler in old_handlers.items():
                 signal.signal(sig, handler)
             self.engine.close()
             recorder.close()
             self._metrics(recorder, wall=end - t0, steady=end - self.figures.started_at)
         self._final_line(recorder)
+        annotated = self.ctx.metrics.get("annotated", {})
         return {
             "outbox": str(recorder.path),
-            "annotated_dir": str(self._annotate_dir) if self.figures.annotated else None,
+            "annotated_dir": str(self.ctx.outputs_dir) if self.figures.annotated else None,
+            "annotated_video": annotated.get("annotated_video"),
+            "tracks": self.ctx.metrics.get("tracking", {}).get("tracks_file"),
             "stopped_by": self.stop_reason or "source ended",
         }
 
@@ -248,7 +269,7 @@ class EdgeRunner:
             self.status_stream.write("\n")
 
     def _finish(self, job: FrameJob[Frame], recorder: StatsRecorder) -> None:
-        """Count one frame, record its event, save its annotated image."""
+        """Count one frame, record its events, track it, annotate it."""
         frame = job.input
         outcome = job.outcome
         if outcome is None or outcome.dropped is not None:
@@ -261,30 +282,34 @@ class EdgeRunner:
             self.figures.dropped_frame(reason, frame.index, frame.name, detail, self.log)
             return
         self.figures.processed(outcome, job.latency_ms)
-        if outcome.record:
-            event = make_stats_event(
-                source_id=self.edge.device_id,
-                mode=outcome.where,
-                frame_index=frame.index,
-                latency_ms=job.latency_ms,
-                detections=outcome.detections,
-                model=self.model_name if outcome.where != "stream" else "",
+        events: list[Any] = []
+        if outcome.record and self.frame_events:
+            events.append(
+                make_stats_event(
+                    source_id=self.edge.device_id,
+                    mode=outcome.where,
+                    frame_index=frame.index,
+                    latency_ms=job.latency_ms,
+                    detections=outcome.detections,
+                    model=self.model_name if outcome.where != "stream" else "",
+                    ts_utc=datetime.fromtimestamp(frame.ts, UTC),
+                )
             )
-            self.figures.events_committed += recorder.record(event)  # once committed
-        if (
-            self._annotate_dir is not None
-            and (self.figures.frames - 1) % self.edge.annotate_every == 0
-        ):
-            self._save_annotated(self._annotate_dir, frame, outcome.detections)
-
-    def _save_annotated(self, folder: Path, frame: Frame, dets: list[Detection]) -> None:
-        try:
-            data = encode_jpeg(draw_detections(frame.image, dets))
-            stem = f"{frame.index:08d}" + (f"_{Path(frame.name).stem}" if frame.name else "")
-            atomic_write_bytes(folder / f"{stem}.jpg", data, fsync=False)
-            self.figures.annotated += 1
-        except (OSError, VisionError) as exc:  # a full disk must not stop detection
-            self.log.warn("edge.annotate_failed", f"annotated frame not saved: {exc}")
+        tracks = None
+        if self.tracking.active:
+            tracked, tracks = self.tracking.step(frame, outcome.detections)
+            events.extend(tracked)
+        if events:
+            self.figures.events_committed += recorder.record(events)  # once committed
+        if self.annotator.active:
+            self.annotator.add(
+                frame,
+                self.figures.frames,
+                outcome.detections,
+                tracks,
+                self.tracking if self.tracking.enabled else None,
+                self.source.fps,
+            )
 
     # -- the end ---------------------------------------------------------------------------
 
@@ -298,6 +323,10 @@ class EdgeRunner:
         )
         m.update(self.figures.as_metrics())
         m.update(reconnects=self.source.reconnects, engine=self.engine.snapshot())
+        if self.tracking.active:
+            m["tracking"] = self.tracking.snapshot()
+        if self.annotator.active:
+            m["annotated"] = self._annotated
         snap = recorder.snapshot()
         m["outbox"] = snap
         m["events_pending"] = snap.get("pending", 0)

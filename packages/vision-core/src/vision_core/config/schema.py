@@ -220,8 +220,21 @@ class EdgeSection:
     on_stream_failure: Literal["local", "skip"] = opt(
         "skip", "server down or 5xx: run locally or drop the frame"
     )
+    events: Literal["frames", "summaries", "both"] = opt(
+        "frames",
+        "stats the edge sends: one StatsEvent per frame, one summary per track.summary_sec "
+        "(what a fleet of thousands sends), or both; crossings and zone events go with any",
+    )
     save_annotated: bool = opt(False, "write annotated frames to the run's outputs/")
     annotate_every: int = opt(10, "save every Nth annotated frame", ge=1)
+    annotated_video: Literal["", "mp4", "avi"] = opt(
+        "", "also write every processed frame, annotated, to outputs/annotated.<mp4|avi>"
+    )
+    save_tracks: bool = opt(
+        False,
+        "tracking: write the confirmed tracks to outputs/tracks.txt (MOT format), for "
+        "vision-edge score-tracking",
+    )
     reconnect_max_backoff_sec: float = opt(30.0, "cap of the camera reopen backoff", gt=0)
     runners: int = opt(
         1,

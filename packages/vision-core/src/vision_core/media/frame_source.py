@@ -50,6 +50,14 @@ CaptureFactory = Callable[[int | str], Any]
 CAMERA_TIMEOUT_MSEC = 5000
 
 
+def _capture_fps(cap: Any) -> float:
+    try:
+        fps = float(cap.get(cv2.CAP_PROP_FPS))
+    except Exception:  # a capture double without get(): unknown
+        return 0.0
+    return fps if 0.0 < fps < 1000.0 else 0.0
+
+
 def _default_capture(target: int | str) -> Any:
     if isinstance(target, str) and "://" in target:
         params = [
@@ -74,6 +82,7 @@ class FrameSource:
     capture_factory: CaptureFactory = _default_capture
     skipped: list[tuple[str, str]] = field(default_factory=list)
     reconnects: int = 0
+    fps: float = 0.0  # the video's or camera's own frame rate, once opened (0 = unknown)
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -140,6 +149,7 @@ class FrameSource:
                 raise MediaError(
                     f"cannot open video {self.target} (unsupported codec or corrupt file)"
                 )
+            self.fps = _capture_fps(cap)
             while not self._stop.is_set():
                 ok, img = cap.read()
                 if not ok or img is None:
@@ -155,6 +165,7 @@ class FrameSource:
             got_any = False
             try:
                 if cap.isOpened():
+                    self.fps = _capture_fps(cap)
                     while not self._stop.is_set():
                         ok, img = cap.read()
                         if not ok or img is None:

@@ -10,7 +10,8 @@ import numpy as np
 from vision_core.types import Detection
 
 
-def _colour(class_id: int) -> tuple[int, int, int]:
+def class_colour(class_id: int) -> tuple[int, int, int]:
+    """A distinct, stable BGR colour per class id."""
     # deterministic, well-spread hues per class
     hue = (class_id * 47) % 180
     hsv = np.array([[[hue, 220, 255]]], dtype=np.uint8)
@@ -27,7 +28,7 @@ def draw_detections(
     lw = thickness or max(1, round((h + w) / 2 * 0.003))
     for det in detections:
         x1, y1, x2, y2 = (round(v) for v in det.xyxy)
-        col = _colour(det.class_id)
+        col = class_colour(det.class_id)
         cv2.rectangle(out, (x1, y1), (x2, y2), col, lw, cv2.LINE_AA)
         label = f"{det.class_name} {det.score:.2f}"
         scale = max(0.35, lw / 3)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     )
     from vision_core.track.kalman import KalmanBoxFilter
     from vision_core.track.lines import LineCounter, LineCrossing
-    from vision_core.track.mot import MotData, MotWriter, read_mot, write_mot
+    from vision_core.track.mot import MotData, MotFileWriter, MotWriter, read_mot, write_mot
     from vision_core.track.regions import (
         LineRegion,
         ZoneRegion,
@@ -74,6 +74,7 @@ _WHERE = {
     "LineCounter": "lines",
     "LineCrossing": "lines",
     "MotData": "mot",
+    "MotFileWriter": "mot",
     "MotWriter": "mot",
     "read_mot": "mot",
     "write_mot": "mot",
@@ -110,6 +111,7 @@ __all__ = [
     "LineCrossing",
     "LineRegion",
     "MotData",
+    "MotFileWriter",
     "MotWriter",
     "SourceTracking",
     "Track",

@@ -27,7 +27,7 @@ from vision_core.errors import DatasetError
 from vision_core.fsutil import atomic_write_text
 from vision_core.track.tracker import TrackBatch
 
-__all__ = ["MotData", "MotWriter", "read_mot", "write_mot"]
+__all__ = ["MotData", "MotFileWriter", "MotWriter", "read_mot", "write_mot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,26 +171,67 @@ def _num(v: float) -> str:
     return "0" if text == "-0" else text
 
 
+def _row(frame: int, tid: int, xyxy: list[float], conf: float, cls: int, vis: float) -> str:
+    x1, y1, x2, y2 = xyxy
+    return ",".join(
+        [
+            str(frame),
+            str(tid),
+            _num(x1),
+            _num(y1),
+            _num(x2 - x1),
+            _num(y2 - y1),
+            f"{conf:.4g}",
+            str(cls),
+            f"{vis:.4g}",
+        ]
+    )
+
+
 def write_mot(path: str | Path, data: MotData) -> Path:
     """Write MotData as a 9-column MOT file (atomically), rows sorted by frame then id."""
     order = np.lexsort((data.ids, data.frames))
-    lines = []
-    for i in order.tolist():
-        x1, y1, x2, y2 = data.xyxy[i].tolist()
-        vis = float(data.visibility[i])
-        lines.append(
-            ",".join(
-                [
-                    str(int(data.frames[i])),
-                    str(int(data.ids[i])),
-                    _num(x1),
-                    _num(y1),
-                    _num(x2 - x1),
-                    _num(y2 - y1),
-                    f"{float(data.conf[i]):.4g}",
-                    str(int(data.class_ids[i])),
-                    f"{vis:.4g}",
-                ]
-            )
+    lines = [
+        _row(
+            int(data.frames[i]),
+            int(data.ids[i]),
+            data.xyxy[i].tolist(),
+            float(data.conf[i]),
+            int(data.class_ids[i]),
+            float(data.visibility[i]),
         )
+        for i in order.tolist()
+    ]
     return atomic_write_text(path, "".join(f"{line}\n" for line in lines))
+
+
+class MotFileWriter:
+    """Appends a live run's confirmed tracks to a MOT file frame by frame (constant memory,
+    for endless sources; a crash leaves every whole frame written before it)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - held for the run
+        self.rows = 0
+
+    def add(self, frame_index: int, tracks: TrackBatch) -> None:
+        """The confirmed tracks of one frame (frame_index 0-based; written 1-based)."""
+        keep = tracks.confirmed
+        lines = [
+            _row(frame_index + 1, tid, box, score, cid, -1.0)
+            for tid, box, score, cid in zip(
+                tracks.track_ids[keep].tolist(),
+                tracks.xyxy[keep].tolist(),
+                tracks.scores[keep].tolist(),
+                tracks.class_ids[keep].tolist(),
+                strict=True,
+            )
+        ]
+        if lines:
+            self._fh.write("".join(f"{line}\n" for line in lines))
+            self._fh.flush()
+            self.rows += len(lines)
+
+    def close(self) -> None:
+        self._fh.close()
