@@ -55,21 +55,18 @@ def _stages(
 
 
 def run_model_autolabel(ctx: RunContext) -> dict[str, Any]:
-    from vision_core.infer import load_detector
+    from vision_core.infer import detector_from_config
     from vision_core.media import read_image
 
     cfg = ctx.config
     model_path = resolve_model_path(ctx)
     layout = make_layout(cfg.data.unlabeled_dir, cfg.data.labeled_dir)
-    detector = load_detector(
-        model_path,
-        conf=cfg.autolabel.conf,
+    detector = detector_from_config(
+        cfg,
+        str(model_path),
+        conf=cfg.autolabel.conf,  # until autolabel.conf/iou become aliases of infer.conf/iou
         iou=cfg.autolabel.iou,
-        max_det=cfg.infer.max_det,
-        agnostic=cfg.infer.agnostic_nms,
-        class_map=dict(cfg.class_map) or None,
-        provider=cfg.infer.provider,
-        threads=cfg.infer.threads,
+        logger=ctx.logger,
     )
     ctx.metrics["model_path"] = str(model_path)
 
