@@ -79,7 +79,7 @@ def load_detector(
     class_map: Mapping[int, str] | None = None,
     provider: str = "cpu",
     threads: int = 0,
-    runtime: str = "onnxruntime",
+    runtime: str | None = None,
     precision: str = "fp32",
     streams: int = 1,
     logger: StructuredLogger | None = None,
@@ -87,7 +87,8 @@ def load_detector(
 ) -> Detector:
     """Open a detection model (YOLO or Faster R-CNN) on `runtime` with the right adapter.
 
-    `path` may also be an open `Runner` or ONNX Runtime session (then runtime, precision,
+    runtime None: the file's own (OpenVINO for an IR .xml, else ONNX Runtime). `path` may
+    also be an open `Runner` or ONNX Runtime session (then runtime, precision,
     provider, threads and streams are its own). `iou` and `agnostic` apply to YOLO only
     (Faster R-CNN runs its NMS inside the graph). `streams`: runs expected at once (the
     server's runners; OpenVINO compiles a CPU stream for each). See `open_runner` for the

@@ -73,7 +73,7 @@ class FasterRCNNDetector:
         max_det: int = 300,
         provider: str = "cpu",
         threads: int = 0,
-        runtime: str = "onnxruntime",
+        runtime: str | None = None,
         precision: str = "fp32",
     ) -> None:
         if not 0.0 <= conf <= 1.0:

@@ -35,6 +35,7 @@ __all__ = [
     "file_sha256",
     "int8_model_for",
     "open_runner",
+    "runtime_for_file",
     "runtime_installed",
     "runtime_precisions",
     "runtime_versions",
@@ -66,7 +67,10 @@ _ISA_FLAGS = (
 
 def runtime_installed(name: str) -> bool:
     """Whether the runtime's Python module can be imported (without importing it)."""
-    return importlib.util.find_spec(_MODULES[name]) is not None
+    try:
+        return importlib.util.find_spec(_MODULES[name]) is not None
+    except (ImportError, ValueError):  # a broken install, or an import blocker
+        return False
 
 
 def available_runtimes() -> list[str]:
@@ -171,10 +175,15 @@ def _model_for(path: Path, runtime: str, precision: str) -> Path:
     return found
 
 
+def runtime_for_file(path: str | os.PathLike[str]) -> str:
+    """The runtime a model file implies: OpenVINO for an IR (.xml), else ONNX Runtime."""
+    return "openvino" if Path(path).suffix.lower() == ".xml" else "onnxruntime"
+
+
 def open_runner(
     path: str | os.PathLike[str],
     *,
-    runtime: str = "onnxruntime",
+    runtime: str | None = None,
     precision: str = "fp32",
     provider: str = "cpu",
     threads: int = 0,
@@ -184,12 +193,15 @@ def open_runner(
 ) -> Runner:
     """Open the model at `path` on `runtime` at `precision` (see the module docstring).
 
+    runtime None: the file's own (`runtime_for_file`: OpenVINO for an IR .xml).
+
     threads: intra-op threads per run (0 = the runtime's default). streams: runs expected
     at once (OpenVINO compiles one CPU stream per run; ONNX Runtime shares one session).
     Raises MissingDependencyError naming the extra when the runtime is not installed,
     ConfigError for a precision the runtime or CPU does not offer, ModelLoadError for a
     missing or unreadable model.
     """
+    runtime = runtime or runtime_for_file(path)
     require_runtime(runtime)
     if precision not in PRECISIONS:
         raise ConfigError(

@@ -206,13 +206,17 @@ def agreement(
         same = np.array([[r.class_id == g.class_id for g in got] for r in ref])
         iou = np.where(same & (iou >= MATCH_IOU), iou, 0.0)
         # greedy by IoU: at IoU >= 0.9 two boxes cannot both match one box well
-        for flat in np.argsort(-iou, axis=None):
+        used_ref: set[int] = set()
+        used_got: set[int] = set()
+        for flat in np.argsort(-iou, axis=None, kind="stable"):
             i, j = divmod(int(flat), iou.shape[1])
             if iou[i, j] <= 0:
                 break
-            matched += 1
-            iou[i, :] = 0.0
-            iou[:, j] = 0.0
+            if i in used_ref or j in used_got:
+                continue
+            used_ref.add(i)
+            used_got.add(j)
+        matched += len(used_ref)
     return 1.0 if total == 0 else matched / total
 
 

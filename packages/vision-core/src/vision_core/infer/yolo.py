@@ -58,7 +58,7 @@ class YoloDetector:
         threads: int = 0,
         imgsz: int | None = None,
         multi_label: bool = False,
-        runtime: str = "onnxruntime",
+        runtime: str | None = None,
         precision: str = "fp32",
     ) -> None:
         if not 0.0 <= conf <= 1.0:
