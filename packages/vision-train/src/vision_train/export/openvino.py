@@ -23,6 +23,7 @@ Needs `openvino` and `nncf` (the workspace's dev environment has both).
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Sequence
@@ -77,6 +78,7 @@ def export_openvino_int8(
     import nncf
     import openvino as ov
 
+    logging.getLogger("nncf").setLevel(logging.WARNING)  # no per-node INFO lines
     from vision_train.export.common import yolo_tensor
     from vision_train.export.quantize import yolo_head_nodes_to_exclude
 
