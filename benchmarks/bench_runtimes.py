@@ -229,9 +229,9 @@ def bench_server(work: Path, setup: dict[str, Any], args: argparse.Namespace) ->
     model = work / "server" / "yolo11n-server-320.onnx"
     if not model.is_file():
         model.parent.mkdir(parents=True, exist_ok=True)
-        export_yolo(setup["weights"], model, imgsz=320, opset=17, dynamic=False,
+        export_yolo(setup["weights"], model, imgsz=320, opset=17, dynamic=True,
                     sample_images=info.splits["val"][:2])  # fmt: skip
-        _dynamic_batch(model)
+        _fixed_size(model, 320)
         from vision_train.export.common import yolo_tensor
         from vision_train.export.openvino import export_openvino_int8
         from vision_train.export.quantize import quantize_static_qdq, yolo_head_nodes_to_exclude
@@ -259,7 +259,7 @@ def bench_server(work: Path, setup: dict[str, Any], args: argparse.Namespace) ->
         for name in names[r % len(names) :] + names[: r % len(names)]:
             sets, pythonpath = variants[name]
             port = free_port()
-            wd = work / "server" / name.split(",")[0].replace(" ", "-").strip("()-")
+            wd = work / "server" / name.replace(" ", "-").replace(",", "").replace("/", "-")
             proc = start_server(model, port, wd, sets, pythonpath)
             try:
                 lv = asyncio.run(closed_loop(port, bodies, 16, args.server_duration, 2.0, proc.pid))
@@ -273,8 +273,9 @@ def bench_server(work: Path, setup: dict[str, Any], args: argparse.Namespace) ->
              f"{args.server_duration:.0f} s", "",
              "| server | frames/s (median) | runs | errors | x onnxruntime/fp32 | x main |",
              "|---|---:|---|---:|---:|---:|"]  # fmt: skip
-    base = statistics.median(fps["this branch, onnxruntime/fp32"])
+    base = statistics.median(fps["this branch, onnxruntime/fp32"]) or float("nan")
     main_fps = statistics.median(fps["main (--baseline-src)"]) if args.baseline_src else None
+    main_fps = main_fps or None
     for name in names:
         med = statistics.median(fps[name])
         x_main = f"{med / main_fps:.2f}" if main_fps else "-"
@@ -294,13 +295,14 @@ def bench_server(work: Path, setup: dict[str, Any], args: argparse.Namespace) ->
     return lines
 
 
-def _dynamic_batch(path: Path) -> None:
-    """Make dim 0 of the input and output symbolic (bench_server's server export)."""
+def _fixed_size(path: Path, imgsz: int) -> None:
+    """Fix H and W of a dynamic export, keep its batch symbolic (bench_server's export)."""
     import onnx
 
     model = onnx.load(str(path))
-    for value in (*model.graph.input, *model.graph.output):
-        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_value = imgsz
+    dims[3].dim_value = imgsz
     tmp = path.with_suffix(".tmp.onnx")
     onnx.save(model, str(tmp))
     tmp.replace(path)
