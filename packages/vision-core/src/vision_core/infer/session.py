@@ -14,7 +14,7 @@ from vision_core.errors import ModelLoadError
 if TYPE_CHECKING:
     from vision_core.logging import StructuredLogger
 
-__all__ = ["create_session", "read_metadata", "session_model_path"]
+__all__ = ["create_session", "read_metadata"]
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +90,3 @@ def create_session(
 def read_metadata(session: ort.InferenceSession) -> dict[str, str]:
     """The model's custom metadata (ONNX metadata_props) as a plain dict."""
     return dict(session.get_modelmeta().custom_metadata_map)
-
-
-def session_model_path(session: ort.InferenceSession) -> str:
-    """The file a session was opened from, or "<in-memory model>"."""
-    path = getattr(session, "_model_path", None)
-    return str(path) if path else "<in-memory model>"
