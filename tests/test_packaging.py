@@ -58,7 +58,7 @@ def test_six_wheels_build(wheels: dict[str, Path]) -> None:
         assert f"{name}/py.typed" in files, f"{whl.name} lacks py.typed"
 
 
-def _fresh_venv(tmp_path: Path, wheels: list[Path]) -> Path:
+def _fresh_venv(tmp_path: Path, wheels: list[Path] | list[str]) -> Path:
     venv = tmp_path / "venv"
     subprocess.run([_uv(), "venv", "-q", "--python", sys.executable, str(venv)], check=True)
     py = venv / "bin" / "python"
@@ -88,8 +88,12 @@ def _absent(venv: Path, modules: list[str]) -> list[str]:
 
 def test_device_install_of_vision_edge_is_light(tmp_path: Path, wheels: dict[str, Path]) -> None:
     venv = _fresh_venv(tmp_path, [wheels["vision_edge"], wheels["vision_core"]])
-    # local and stream mode need no LLM client: openai comes only with vision-edge[llm]
-    assert _absent(venv, ["torch", "torchvision", "ultralytics", "litestar", "openai"]) == []
+    # local and stream mode need no LLM client and no second runtime: openai comes only with
+    # vision-edge[llm], openvino only with vision-edge[openvino]
+    assert (
+        _absent(venv, ["torch", "torchvision", "ultralytics", "litestar", "openai", "openvino"])
+        == []
+    )
     assert _absent(venv, ["onnxruntime", "cv2", "vision_edge"]) == [
         "onnxruntime",
         "cv2",
@@ -194,6 +198,30 @@ def test_llm_mode_needs_the_llm_extra_and_runs_with_it(
         if json.loads(p.read_text())["status"] == "ok"
     ]
     assert run["metrics"]["frames"] == 4 and run["metrics"]["detections_total"] > 0
+
+
+def test_vision_edge_openvino_extra_adds_openvino_and_runs_local_mode_on_it(
+    tmp_path: Path, wheels: dict[str, Path], tiny_yolo_onnx: Path, synth_dataset: Path
+) -> None:
+    """`pip install "vision-edge[openvino]"`: OpenVINO comes in (still no torch) and runs."""
+    import json
+
+    venv = _fresh_venv(tmp_path, [f"{wheels['vision_edge']}[openvino]", str(wheels["vision_core"])])
+    assert _absent(venv, ["torch", "torchvision", "ultralytics", "litestar"]) == []
+    assert _absent(venv, ["openvino", "onnxruntime"]) == ["openvino", "onnxruntime"]
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    res = subprocess.run(
+        [str(venv / "bin" / "vision-edge"), "run",
+         "--set", f"run.workdir={tmp_path / 'wd'}", "--set", f"infer.model_path={tiny_yolo_onnx}",
+         "--set", "infer.runtime=openvino", "--set", "infer.conf=0.001",
+         "--set", "deploy.stats.endpoint=", "--set", "deploy.edge.source=images",
+         "--set", f"deploy.edge.images_dir={synth_dataset / 'images' / 'val'}"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    (run,) = [json.loads(p.read_text()) for p in (tmp_path / "wd" / "runs").glob("*/metrics.json")]
+    assert run["status"] == "ok" and run["metrics"]["frames"] == 16
+    assert run["metrics"]["detections_total"] > 0
 
 
 def test_vision_stats_installs_without_torch_or_onnxruntime(

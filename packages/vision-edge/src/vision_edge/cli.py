@@ -160,3 +160,21 @@ def _outboxes(cfg: PipelineConfig) -> list[Path]:
 
 
 main.add_command(dead_letters_command(_outboxes))
+
+
+@main.command()
+@config_options
+@click.option("--cached", is_flag=True, help="Show the cached choice if there is one.")
+def tune(config_path: Path | None, overrides: tuple[str, ...], cached: bool) -> None:
+    """Time each installed runtime x precision on infer.model_path, check it against FP32,
+    print the table and cache the fastest that passes (what infer.runtime = auto runs)."""
+    from vision_core.errors import VisionError
+    from vision_edge.tune import format_report, run_tune
+
+    cfg = load_cli_config(config_path, overrides)
+    try:
+        result, model = run_tune(cfg, force=not cached)
+    except VisionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    cache = cfg.infer.tune_cache or str(Path(cfg.run.workdir) / "tune-cache.json")
+    echo(format_report(result, model, cache))

@@ -12,25 +12,29 @@ from typing import Any
 from vision_core.config.schema import PipelineConfig
 from vision_core.errors import ConfigError
 from vision_core.kernel import RunContext
+from vision_core.logging import StructuredLogger
 from vision_core.pipeline import Engine, LocalEngine
 from vision_edge.runtime import run_with
 
 __all__ = ["run_edge_llm", "run_edge_local", "run_edge_stream"]
 
 
-def _local(cfg: PipelineConfig, runners: int = 1) -> LocalEngine:
+def _local(
+    cfg: PipelineConfig, runners: int = 1, logger: StructuredLogger | None = None
+) -> LocalEngine:
     """The local engine; with several runners each session run gets cores/runners threads
-    (unless infer.threads says otherwise), so the runs share the CPU instead of fighting."""
+    (unless infer.threads says otherwise), so the runs share the CPU instead of fighting,
+    and OpenVINO gets as many streams (runs at once)."""
     from vision_core.infer import detector_from_config
 
     threads = None
     if runners > 1 and not cfg.infer.threads:
         threads = max(1, (os.cpu_count() or 1) // runners)
-    return LocalEngine(detector_from_config(cfg, threads=threads))
+    return LocalEngine(detector_from_config(cfg, threads=threads, streams=runners, logger=logger))
 
 
 def _local_engine(ctx: RunContext) -> Engine:
-    return _local(ctx.config, ctx.config.deploy.edge.runners)
+    return _local(ctx.config, ctx.config.deploy.edge.runners, ctx.logger)
 
 
 def _stream_engine(ctx: RunContext) -> Engine:

@@ -34,7 +34,7 @@ def run_model_autolabel(ctx: RunContext) -> dict[str, Any]:
     cfg = ctx.config
     model_path = resolve_model_path(ctx)
     layout = make_layout(cfg.data.unlabeled_dir, cfg.data.labeled_dir)
-    detector = detector_from_config(cfg, str(model_path))
+    detector = detector_from_config(cfg, str(model_path), logger=ctx.logger)
     ctx.metrics["model_path"] = str(model_path)
     engine = LocalEngine(detector)
     counts = label_folder(ctx, layout, detector.class_names, engine, workers=cfg.autolabel.workers)

@@ -140,7 +140,7 @@ class ExportSection:
 
 @dataclass(**FROZEN)
 class InferSection:
-    """ONNX Runtime inference, shared by autolabel, edge and server."""
+    """Model inference (ONNX Runtime or OpenVINO), shared by autolabel, edge, server, eval."""
 
     model_path: str = opt(
         "",
@@ -154,6 +154,47 @@ class InferSection:
     agnostic_nms: bool = opt(False, "class-agnostic NMS")
     provider: Literal["cpu", "cuda"] = opt("cpu", "ONNX Runtime execution provider")
     threads: int = opt(0, "intra-op threads (0 = ONNX Runtime default)", ge=0)
+    runtime: Literal["auto", "onnxruntime", "openvino"] = opt(
+        "onnxruntime",
+        "what runs the model; openvino needs the openvino extra; auto = the fastest installed "
+        "one whose detections pass the check (measured once per model and device, cached)",
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = opt(
+        "fp32",
+        "fp32 = the model as given; bf16/fp16 = OpenVINO on CPUs that have them; int8 = the "
+        "<stem>-int8.onnx/.xml beside the model; auto = tuned like runtime",
+    )
+    tune_seconds: float = opt(
+        2.0, "auto: seconds each runtime x precision candidate is timed", gt=0, le=600
+    )
+    tune_frames: int = opt(16, "auto: sample frames compared with fp32", ge=1, le=1000)
+    tune_images: str = opt(
+        "",
+        "auto: folder of sample images; empty = the val split of data.yolo_dataset_dir, "
+        "else the edge's images/video, else synthetic frames",
+        path_like=True,
+    )
+    tune_min_agreement: float = opt(
+        0.95,
+        "auto: share of fp32 detections a candidate must match one-to-one (IoU >= 0.9, same class)",
+        ge=0,
+        le=1,
+    )
+    tune_val_dataset: str = opt(
+        "",
+        "auto: a YOLO dataset dir; when set, a candidate must instead keep mAP50 on its val "
+        "split within tune_max_map_drop of fp32",
+        path_like=True,
+    )
+    tune_max_map_drop: float = opt(
+        0.01, "auto: largest mAP50 loss accepted (with tune_val_dataset)", ge=0, le=1
+    )
+    tune_cache: str = opt(
+        "",
+        "auto: JSON file of measured choices (key: model hash, CPU, runtime versions); "
+        "empty = <workdir>/tune-cache.json",
+        path_like=True,
+    )
 
 
 @dataclass(**FROZEN)

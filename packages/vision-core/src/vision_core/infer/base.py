@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -15,14 +15,10 @@ import numpy as np
 from vision_core.errors import InferenceError
 from vision_core.types import Detection
 
-if TYPE_CHECKING:
-    import onnxruntime as ort
-
 __all__ = [
     "Detector",
     "Prepared",
     "class_names_for",
-    "describe_io",
     "ensure_bgr",
     "make_detection",
     "parse_names",
@@ -39,7 +35,7 @@ class Prepared:
     `prepare` (decode-side work: colour checks, resize/letterbox, the float tensor) and
     `detect_prepared` (session.run and postprocessing) split one prediction in two, so a
     pipeline can prepare frame N+1 on another thread while frame N is in the model
-    (OpenCV and NumPy release the GIL, ONNX Runtime too).
+    (OpenCV and NumPy release the GIL, ONNX Runtime and OpenVINO too).
     """
 
     image: np.ndarray  # the BGR image, as passed in (after ensure_bgr)
@@ -140,13 +136,6 @@ def class_names_for(
 def static_dim(dim: object) -> int | None:
     """A tensor dimension as an int, or None when it is symbolic/unknown."""
     return dim if isinstance(dim, int) and dim > 0 else None
-
-
-def describe_io(session: ort.InferenceSession) -> str:
-    """ "inputs name[shape]...; outputs name[shape]:type..." for error messages."""
-    ins = ", ".join(f"{i.name}{list(i.shape)}" for i in session.get_inputs())
-    outs = ", ".join(f"{o.name}{list(o.shape)}:{o.type}" for o in session.get_outputs())
-    return f"inputs {ins or 'none'}; outputs {outs or 'none'}"
 
 
 def make_detection(class_id: int, class_name: str, score: float, box: Sequence[float]) -> Detection:

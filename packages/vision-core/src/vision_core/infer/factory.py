@@ -1,4 +1,9 @@
-"""Pick the detector adapter an ONNX model needs, from its metadata or its output layout."""
+"""The one way to a detector: open the model on its runtime, pick the adapter it needs.
+
+`load_detector` takes an explicit runtime and precision; `detector_from_config` reads
+`infer.*` and resolves `auto` (runtime or precision) through `vision_core.infer.tune`,
+which measures the candidates once per model and device and caches the choice.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import onnxruntime as ort
-
 from vision_core.errors import ModelLoadError
-from vision_core.infer.base import Detector, describe_io
+from vision_core.infer.base import Detector
 from vision_core.infer.faster_rcnn import FasterRCNNDetector
-from vision_core.infer.session import create_session, read_metadata, session_model_path
+from vision_core.infer.runner import Runner, as_runner, describe_io
 from vision_core.infer.yolo import YoloDetector
 
 if TYPE_CHECKING:
+    import onnxruntime as ort
+
     from vision_core.config import PipelineConfig
+    from vision_core.logging import StructuredLogger
 
 __all__ = ["detect_arch", "detector_from_config", "load_detector"]
 
@@ -26,9 +32,17 @@ _YOLO_ARCHS = {"yolo", "yolov8", "yolo11", "yolo26", "ultralytics"}
 _FRCNN_ARCHS = {"faster_rcnn", "fasterrcnn", "faster-rcnn"}
 
 
-def detect_arch(session: ort.InferenceSession) -> Arch:
+def _runner(model: Runner | ort.InferenceSession) -> Runner:
+    runner = as_runner(model)
+    if runner is None:
+        raise TypeError(f"expected a Runner or an onnxruntime session, got {type(model).__name__}")
+    return runner
+
+
+def detect_arch(model: Runner | ort.InferenceSession) -> Arch:
     """ "yolo" or "faster_rcnn": metadata `arch` first, then `task`, then the output layout."""
-    meta = read_metadata(session)
+    runner = _runner(model)
+    meta = runner.metadata
     arch = meta.get("arch", "").strip().lower()
     if arch in _FRCNN_ARCHS:
         return "faster_rcnn"
@@ -36,12 +50,12 @@ def detect_arch(session: ort.InferenceSession) -> Arch:
         return "yolo"
     if arch:
         raise ModelLoadError(
-            f"{session_model_path(session)}: unknown model arch {arch!r} in metadata "
+            f"{runner.model_path}: unknown model arch {arch!r} in metadata "
             f"(known: yolo, faster_rcnn)"
         )
     if meta.get("task") == "detect":
         return "yolo"
-    outputs = session.get_outputs()
+    outputs = runner.outputs
     names = {o.name for o in outputs}
     if len(outputs) == 3 and (
         {"boxes", "labels", "scores"} <= names or any("int" in o.type for o in outputs)
@@ -50,13 +64,13 @@ def detect_arch(session: ort.InferenceSession) -> Arch:
     if len(outputs) == 1 and len(outputs[0].shape) == 3:
         return "yolo"
     raise ModelLoadError(
-        f"{session_model_path(session)}: cannot tell the model type from its metadata or "
-        f"outputs (want one 3-D YOLO output or boxes/labels/scores): {describe_io(session)}"
+        f"{runner.model_path}: cannot tell the model type from its metadata or "
+        f"outputs (want one 3-D YOLO output or boxes/labels/scores): {describe_io(runner)}"
     )
 
 
 def load_detector(
-    path: str | os.PathLike[str] | ort.InferenceSession,
+    path: str | os.PathLike[str] | Runner | ort.InferenceSession,
     *,
     conf: float = 0.25,
     iou: float = 0.7,
@@ -65,19 +79,39 @@ def load_detector(
     class_map: Mapping[int, str] | None = None,
     provider: str = "cpu",
     threads: int = 0,
+    runtime: str | None = None,
+    precision: str = "fp32",
+    streams: int = 1,
+    logger: StructuredLogger | None = None,
+    gpu_hint: str = "onnxruntime-gpu",
 ) -> Detector:
-    """Open an ONNX detection model (YOLO or Faster R-CNN) with the right adapter.
+    """Open a detection model (YOLO or Faster R-CNN) on `runtime` with the right adapter.
 
-    `iou` and `agnostic` apply to YOLO only (Faster R-CNN runs its NMS inside the graph).
+    runtime None: the file's own (OpenVINO for an IR .xml, else ONNX Runtime). `path` may
+    also be an open `Runner` or ONNX Runtime session (then runtime, precision,
+    provider, threads and streams are its own). `iou` and `agnostic` apply to YOLO only
+    (Faster R-CNN runs its NMS inside the graph). `streams`: runs expected at once (the
+    server's runners; OpenVINO compiles a CPU stream for each). See `open_runner` for the
+    errors.
     """
-    if isinstance(path, ort.InferenceSession):
-        session = path
-    else:
-        session = create_session(path, provider=provider, threads=threads)
-    if detect_arch(session) == "faster_rcnn":
-        return FasterRCNNDetector(session, conf=conf, class_map=class_map, max_det=max_det)
+    runner = as_runner(path)
+    if runner is None:
+        from vision_core.infer.runtimes import open_runner
+
+        runner = open_runner(
+            path,  # type: ignore[arg-type]
+            runtime=runtime,
+            precision=precision,
+            provider=provider,
+            threads=threads,
+            streams=streams,
+            logger=logger,
+            gpu_hint=gpu_hint,
+        )
+    if detect_arch(runner) == "faster_rcnn":
+        return FasterRCNNDetector(runner, conf=conf, class_map=class_map, max_det=max_det)
     return YoloDetector(
-        session, conf=conf, iou=iou, max_det=max_det, agnostic=agnostic, class_map=class_map
+        runner, conf=conf, iou=iou, max_det=max_det, agnostic=agnostic, class_map=class_map
     )
 
 
@@ -97,12 +131,30 @@ def latest_model(workdir: str | Path, name: str = "model.onnx") -> Path:
 
 
 def detector_from_config(
-    cfg: PipelineConfig, model_path: str | None = None, *, threads: int | None = None
+    cfg: PipelineConfig,
+    model_path: str | None = None,
+    *,
+    threads: int | None = None,
+    streams: int = 1,
+    logger: StructuredLogger | None = None,
+    gpu_hint: str = "onnxruntime-gpu",
 ) -> Detector:
-    """The detector of `cfg.infer` (model_path overrides `infer.model_path`, threads
-    `infer.threads`)."""
+    """The detector of `cfg.infer`: its model on its runtime and precision.
+
+    model_path and threads override `infer.*`. streams: runs the caller makes at
+    once (the server's runners). `infer.runtime`/`infer.precision` = auto are resolved by
+    `vision_core.infer.tune` (measured once per model and device, then read from the cache).
+    """
     inf = cfg.infer
     path = model_path or inf.model_path or str(latest_model(cfg.run.workdir))
+    n_threads = inf.threads if threads is None else threads
+    runtime: str = inf.runtime
+    precision: str = inf.precision
+    if "auto" in (runtime, precision):
+        from vision_core.infer.tune import tune_from_config
+
+        choice = tune_from_config(cfg, path, threads=n_threads, streams=streams, logger=logger)
+        runtime, precision = choice.runtime, choice.precision
     return load_detector(
         path,
         conf=inf.conf,
@@ -111,5 +163,10 @@ def detector_from_config(
         agnostic=inf.agnostic_nms,
         class_map=dict(cfg.class_map) or None,
         provider=inf.provider,
-        threads=inf.threads if threads is None else threads,
+        threads=n_threads,
+        runtime=runtime,
+        precision=precision,
+        streams=streams,
+        logger=logger,
+        gpu_hint=gpu_hint,
     )

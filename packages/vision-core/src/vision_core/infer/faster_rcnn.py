@@ -1,4 +1,4 @@
-"""torchvision Faster R-CNN models exported to ONNX, run with ONNX Runtime.
+"""torchvision Faster R-CNN models exported to ONNX, run by any `Runner`.
 
 The export takes one RGB 0..1 float image [3, H, W] (the model normalises and resizes
 inside) and returns boxes [N, 4] (xyxy, input pixels), labels [N] (int64, 0 = background)
@@ -14,24 +14,26 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from vision_core.errors import ModelLoadError
 from vision_core.infer.base import (
     Prepared,
     class_names_for,
-    describe_io,
     ensure_bgr,
     make_detection,
     parse_names,
     static_dim,
 )
 from vision_core.infer.letterbox import clip_boxes
-from vision_core.infer.session import create_session, read_metadata, session_model_path
+from vision_core.infer.runner import Runner, TensorInfo, as_runner, describe_io
 from vision_core.types import Detection
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 __all__ = ["FasterRCNNDetector"]
 
@@ -44,7 +46,7 @@ def _meta_int(raw: str | None) -> int | None:
     return value if value is not None and value > 0 else None
 
 
-def _pick_outputs(outputs: Sequence[ort.NodeArg]) -> tuple[str, str, str] | None:
+def _pick_outputs(outputs: Sequence[TensorInfo]) -> tuple[str, str, str] | None:
     """Names of the (boxes, labels, scores) outputs, by name or else by type and rank."""
     names = {o.name for o in outputs}
     if {"boxes", "labels", "scores"} <= names:
@@ -64,36 +66,46 @@ class FasterRCNNDetector:
 
     def __init__(
         self,
-        model: str | os.PathLike[str] | ort.InferenceSession,
+        model: str | os.PathLike[str] | Runner | ort.InferenceSession,
         *,
         conf: float = 0.25,
         class_map: Mapping[int, str] | None = None,
         max_det: int = 300,
         provider: str = "cpu",
         threads: int = 0,
+        runtime: str | None = None,
+        precision: str = "fp32",
     ) -> None:
         if not 0.0 <= conf <= 1.0:
             raise ValueError(f"conf must be in [0, 1], got {conf}")
         if max_det < 1:
             raise ValueError(f"max_det must be >= 1, got {max_det}")
-        if isinstance(model, ort.InferenceSession):
-            self.session = model
-        else:
-            self.session = create_session(model, provider=provider, threads=threads)
-        self.model_path = session_model_path(self.session)
+        runner = as_runner(model)
+        if runner is None:
+            from vision_core.infer.runtimes import open_runner
+
+            runner = open_runner(
+                model,  # type: ignore[arg-type]
+                runtime=runtime,
+                precision=precision,
+                provider=provider,
+                threads=threads,
+            )
+        self.runner: Runner = runner
+        self.model_path = runner.model_path
         self.conf, self.max_det = conf, max_det
-        self.metadata = read_metadata(self.session)
+        self.metadata = dict(runner.metadata)
         self._class_map = dict(class_map or {})
         self._meta_names = parse_names(self.metadata.get("names"))
         self.min_size = _meta_int(self.metadata.get("min_size"))
         self.max_size = _meta_int(self.metadata.get("max_size"))
 
-        inputs = self.session.get_inputs()
-        picked = _pick_outputs(self.session.get_outputs())
+        inputs = runner.inputs
+        picked = _pick_outputs(runner.outputs)
         if len(inputs) != 1 or picked is None:
             raise ModelLoadError(
                 f"{self.model_path}: not a Faster R-CNN layout (want 1 image input and "
-                f"boxes/labels/scores outputs): {describe_io(self.session)}"
+                f"boxes/labels/scores outputs): {describe_io(runner)}"
             )
         inp = inputs[0]
         shape = list(inp.shape)
@@ -104,8 +116,7 @@ class FasterRCNNDetector:
             self._add_batch = False
         if len(shape) != 3 or static_dim(shape[0]) not in (3, None) or inp.type != "tensor(float)":
             raise ModelLoadError(
-                f"{self.model_path}: input must be a float image [3, H, W]: "
-                f"{describe_io(self.session)}"
+                f"{self.model_path}: input must be a float image [3, H, W]: {describe_io(runner)}"
             )
         self._input_name = inp.name
         self._outputs = list(picked)
@@ -162,7 +173,7 @@ class FasterRCNNDetector:
     def detect_prepared(self, prepared: Prepared) -> list[Detection]:
         """Detections of a `prepare`d image, in the pixels of the image passed to prepare."""
         img, tensor = prepared.image, prepared.tensor
-        boxes, labels, scores = self.session.run(self._outputs, {self._input_name: tensor})
+        boxes, labels, scores = self.runner.run(self._outputs, {self._input_name: tensor})
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         labels = np.asarray(labels).reshape(-1)
         scores = np.asarray(scores, dtype=np.float32).reshape(-1)

@@ -1,60 +1,53 @@
-"""Ultralytics YOLO detection models exported to ONNX, run with ONNX Runtime.
+"""Ultralytics YOLO detection models exported to ONNX, run by any `Runner`.
 
 Pre- and post-processing follow ultralytics' predictor for an ONNX model: letterbox to the
 exported size (or the minimal stride-aligned rectangle for a dynamic export), RGB 0..1 NCHW
 float32, best class per box, `score > conf`, class-aware NMS via a 7680 px class offset,
-`max_det`, boxes mapped back to original pixels and clipped.
+`max_det`, boxes mapped back to original pixels and clipped. The runtime (ONNX Runtime or
+OpenVINO) only runs the graph: this one copy of the processing serves both.
 """
 
 from __future__ import annotations
 
-import ast
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from vision_core.errors import ModelLoadError
 from vision_core.infer.base import (
     Prepared,
     class_names_for,
-    describe_io,
     ensure_bgr,
     make_detection,
-    parse_names,
-    static_dim,
 )
+from vision_core.infer.layout import DEFAULT_IMGSZ, YoloLayout, read_yolo_layout
 from vision_core.infer.letterbox import Letterboxed, letterbox, scale_boxes
 from vision_core.infer.nms import batched_nms
-from vision_core.infer.session import create_session, read_metadata, session_model_path
+from vision_core.infer.runner import Runner, as_runner
 from vision_core.types import Detection
 
-__all__ = ["YoloDetector"]
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+__all__ = ["DEFAULT_IMGSZ", "YoloDetector"]
 
 MAX_NMS = 30_000  # boxes entering NMS at most (ultralytics' max_nms)
 MAX_WH = 7680  # per-class box offset of class-aware NMS (ultralytics' max_wh)
-DEFAULT_IMGSZ = 640
-_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
-
-
-def _literal(raw: str | None) -> Any:
-    if raw is None:
-        return None
-    try:
-        return ast.literal_eval(raw)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return None
 
 
 class YoloDetector:
-    """A YOLO detection ONNX model (output (B, 4 + nc, N), xywh boxes, sigmoid scores)."""
+    """A YOLO detection model (output (B, 4 + nc, N), xywh boxes, sigmoid scores).
+
+    `model`: a path (opened with `runtime` at `precision`), a `Runner`, or an ONNX Runtime
+    session.
+    """
 
     def __init__(
         self,
-        model: str | os.PathLike[str] | ort.InferenceSession,
+        model: str | os.PathLike[str] | Runner | ort.InferenceSession,
         *,
         conf: float = 0.25,
         iou: float = 0.7,
@@ -65,6 +58,8 @@ class YoloDetector:
         threads: int = 0,
         imgsz: int | None = None,
         multi_label: bool = False,
+        runtime: str | None = None,
+        precision: str = "fp32",
     ) -> None:
         if not 0.0 <= conf <= 1.0:
             raise ValueError(f"conf must be in [0, 1], got {conf}")
@@ -72,79 +67,35 @@ class YoloDetector:
             raise ValueError(f"iou must be in [0, 1], got {iou}")
         if max_det < 1:
             raise ValueError(f"max_det must be >= 1, got {max_det}")
-        if isinstance(model, ort.InferenceSession):
-            self.session = model
-        else:
-            self.session = create_session(model, provider=provider, threads=threads)
-        self.model_path = session_model_path(self.session)
+        runner = as_runner(model)
+        if runner is None:
+            from vision_core.infer.runtimes import open_runner
+
+            runner = open_runner(
+                model,  # type: ignore[arg-type]
+                runtime=runtime,
+                precision=precision,
+                provider=provider,
+                threads=threads,
+            )
+        self.runner: Runner = runner
+        self.model_path = runner.model_path
         self.conf, self.iou, self.max_det, self.agnostic = conf, iou, max_det, agnostic
         # multi_label: a box may be kept once per class above conf (ultralytics val's
         # convention for mAP); off on devices, where a box carries its best class
         self.multi_label = multi_label
-        self.metadata = read_metadata(self.session)
+        self.metadata = dict(runner.metadata)
         self._class_map = dict(class_map or {})
-
-        task = self.metadata.get("task")
-        if task is not None and task != "detect":
-            raise ModelLoadError(f"{self.model_path}: task {task!r} is not supported (detect only)")
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelLoadError(
-                f"{self.model_path}: not a YOLO detection layout (want 1 input, 1 output): "
-                f"{describe_io(self.session)}"
-            )
-        inp, out = inputs[0], outputs[0]
-        if len(inp.shape) != 4 or static_dim(inp.shape[1]) not in (3, None):
-            raise ModelLoadError(
-                f"{self.model_path}: input must be (B, 3, H, W): {describe_io(self.session)}"
-            )
-        if inp.type not in _DTYPES:
-            raise ModelLoadError(f"{self.model_path}: input type {inp.type} is not float/float16")
-        self._input_name, self._output_name = inp.name, out.name
-        self._input_dtype = _DTYPES[inp.type]
-        self._batch = static_dim(inp.shape[0])  # None: dynamic batch
-        h, w = static_dim(inp.shape[2]), static_dim(inp.shape[3])
-        self.dynamic = h is None or w is None
-        self.input_size: tuple[int, int] | None = None if self.dynamic else (h or 0, w or 0)
-        stride = _literal(self.metadata.get("stride"))
-        self.stride = int(stride) if isinstance(stride, int) and stride > 0 else 32
-        meta_imgsz = _literal(self.metadata.get("imgsz"))
-        if isinstance(meta_imgsz, int):
-            meta_imgsz = [meta_imgsz]
-        if imgsz is None and isinstance(meta_imgsz, (list, tuple)) and meta_imgsz:
-            imgsz = int(max(meta_imgsz))
-        self.imgsz = imgsz or DEFAULT_IMGSZ  # long side of a dynamic model's letterbox
-
-        args = _literal(self.metadata.get("args"))
-        self.end2end = _literal(self.metadata.get("end2end")) is True or (
-            isinstance(args, dict) and bool(args.get("nms"))
-        )
-        if len(out.shape) != 3:
-            raise ModelLoadError(
-                f"{self.model_path}: output must be 3-D (B, 4 + nc, N) or end-to-end (B, N, 6): "
-                f"{describe_io(self.session)}"
-            )
-        meta_names = parse_names(self.metadata.get("names"))
-        self._meta_names = meta_names
-        channels = static_dim(out.shape[2] if self.end2end else out.shape[1])
-        self.nc: int | None
-        if self.end2end:
-            if channels not in (6, None):
-                raise ModelLoadError(
-                    f"{self.model_path}: end-to-end output must be (B, N, 6): "
-                    f"{describe_io(self.session)}"
-                )
-            self.nc = len(meta_names) or None
-        else:
-            self.nc = None if channels is None else channels - 4
-            if self.nc is not None and (self.nc < 1 or (meta_names and len(meta_names) != self.nc)):
-                raise ModelLoadError(
-                    f"{self.model_path}: output has {channels} channels, not 4 + nc with "
-                    f"nc = {len(meta_names) or '>= 1'} classes: {describe_io(self.session)}"
-                )
-        n_names = self.nc or len(meta_names) or (max(self._class_map) + 1 if self._class_map else 0)
+        self.layout: YoloLayout = read_yolo_layout(runner, imgsz)
+        lay = self.layout
+        self._batch = lay.batch  # None: dynamic batch
+        self.dynamic = lay.dynamic
+        self.input_size: tuple[int, int] | None = lay.input_size
+        self.stride, self.imgsz, self.end2end, self.nc = lay.stride, lay.imgsz, lay.end2end, lay.nc
+        self._meta_names = lay.names
+        n_names = self.nc or len(lay.names) or (max(self._class_map) + 1 if self._class_map else 0)
         self.class_names: dict[int, str] = class_names_for(
-            range(n_names), self._class_map, meta_names
+            range(n_names), self._class_map, lay.names
         )
 
     # -- preprocessing -----------------------------------------------------------------
@@ -169,7 +120,8 @@ class YoloDetector:
             b, g, r = cv2.split(im)  # BGR -> RGB and HWC -> CHW in one pass
             for c, plane in enumerate((r, g, b)):
                 np.divide(plane, scale, out=out[k, c], dtype=np.float32)
-        return out if self._input_dtype is np.float32 else out.astype(self._input_dtype)
+        dtype = self.layout.input_dtype
+        return out if dtype is np.float32 else out.astype(dtype)
 
     # -- inference -----------------------------------------------------------------------
 
@@ -189,7 +141,7 @@ class YoloDetector:
         return self._postprocess(raw[0], prepared.extra, prepared.image.shape[:2])
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
-        """Detections on each image; one session.run per batch the model accepts."""
+        """Detections on each image; one model run per batch the model accepts."""
         bgr = [ensure_bgr(im) for im in images]
         boxed = [self.letterbox(im) for im in bgr]
         groups: dict[tuple[int, ...], list[int]] = {}
@@ -208,9 +160,9 @@ class YoloDetector:
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
         """The raw model output for an NCHW input tensor, checked and as float32."""
-        out = self.session.run([self._output_name], {self._input_name: tensor})[0]
-        out = np.asarray(out)
-        want = 6 if self.end2end else (None if self.nc is None else 4 + self.nc)
+        lay = self.layout
+        out = self.runner.run([lay.output_name], {lay.input_name: tensor})[0]
+        want = lay.output_channels
         dim = 2 if self.end2end else 1
         if out.ndim != 3 or out.shape[0] != tensor.shape[0] or (want and out.shape[dim] != want):
             raise ModelLoadError(
@@ -273,4 +225,6 @@ class YoloDetector:
 
     def __repr__(self) -> str:
         size = self.input_size or f"dynamic<= {self.imgsz}"
-        return f"YoloDetector({self.model_path!r}, input={size}, classes={len(self.class_names)})"
+        n = len(self.class_names)
+        rt = f"{self.runner.runtime}/{self.runner.precision}"
+        return f"YoloDetector({self.model_path!r}, {rt}, input={size}, classes={n})"

@@ -1,0 +1,84 @@
+"""OpenVINO is imported only when chosen; asked for and missing, the error names the extra."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+SCRIPT = textwrap.dedent(
+    """
+    import importlib.abc
+    import json
+    import sys
+
+    if sys.argv[2] == "block":  # a device without the openvino extra
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "openvino":
+                    raise ModuleNotFoundError(f"No module named {{name!r}}")
+                return None
+
+        sys.meta_path.insert(0, Block())
+
+    import numpy as np
+
+    from vision_core.config import build_config
+    from vision_core.errors import MissingDependencyError
+    from vision_core.infer import available_runtimes, detector_from_config, load_detector
+
+    image = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    out = {{"available": available_runtimes()}}
+    out["default"] = len(load_detector(sys.argv[1], conf=0.001).predict(image))
+    cfg = build_config({{"infer": {{"model_path": sys.argv[1], "runtime": "auto",
+                                    "precision": "fp32", "conf": 0.001}}}})
+    if sys.argv[2] == "block":  # auto with one runtime installed: nothing to measure
+        out["auto"] = detector_from_config(cfg).runner.runtime
+    out["openvino_after_default"] = "openvino" in sys.modules
+    try:
+        det = load_detector(sys.argv[1], runtime="openvino", conf=0.001)
+        out["chosen"] = [det.runner.runtime, len(det.predict(image))]
+    except MissingDependencyError as exc:
+        out["error"] = str(exc)
+    out["openvino_after_chosen"] = "openvino" in sys.modules
+    print(json.dumps(out))
+    """
+)
+
+
+def _run(model: Path, tmp_path: Path, mode: str) -> dict[str, object]:
+    script = tmp_path / "device.py"
+    script.write_text(SCRIPT.format(), encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, str(script), str(model), mode],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+@pytest.mark.slow
+def test_openvino_is_not_imported_unless_chosen(tiny_yolo_onnx: Path, tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    got = _run(tiny_yolo_onnx, tmp_path, "installed")
+    assert got["available"] == ["onnxruntime", "openvino"]
+    assert got["default"] and got["openvino_after_default"] is False
+    assert got["chosen"] == ["openvino", got["default"]] and got["openvino_after_chosen"] is True
+
+
+@pytest.mark.slow
+def test_a_missing_runtime_names_the_extra_to_install(tiny_yolo_onnx: Path, tmp_path: Path) -> None:
+    got = _run(tiny_yolo_onnx, tmp_path, "block")
+    assert got["available"] == ["onnxruntime"] and got["auto"] == "onnxruntime"
+    assert got["openvino_after_chosen"] is False
+    err = str(got["error"])
+    assert "python module 'openvino' is not installed" in err
+    assert "infer.runtime = 'openvino'" in err and 'pip install "vision-edge[openvino]"' in err
+    assert "vision-server[openvino]" in err
