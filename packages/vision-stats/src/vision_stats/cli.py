@@ -12,6 +12,7 @@ import click
 from vision_core.cli import config_options, fail, load_cli_config, version_option
 from vision_core.logging import StructuredLogger
 from vision_stats import render
+from vision_stats.cli_mqtt import ingest_mqtt
 from vision_stats.errors import AuthConfigError, InvalidQueryError, StatsError
 from vision_stats.settings import StatsSettings
 from vision_stats.store import StatsStore, open_store
@@ -210,3 +211,6 @@ def serve(
         settings.check_auth()
         run_service(settings, log)
     log.close()
+
+
+main.add_command(ingest_mqtt)
