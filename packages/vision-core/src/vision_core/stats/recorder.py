@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vision_core.errors import ConfigError, require
+from vision_core.errors import ConfigError, MissingDependencyError
 from vision_core.logging import StructuredLogger
 from vision_core.secrets import Secret, resolve_secret
 from vision_core.stats.outbox import Event, Outbox, OutboxError
@@ -91,7 +91,12 @@ class StatsRecorder:
         names, in `environ` or the process environment)."""
         publisher: MqttPublisher | None = None
         if sink.transport in ("mqtt", "both"):
-            require("paho", mqtt_extra, f"deploy.stats.transport = {sink.transport!r}")
+            try:
+                import vision_core.stats.mqtt  # noqa: F401 - paho-mqtt, the mqtt extra
+            except MissingDependencyError:
+                raise MissingDependencyError(
+                    "paho", mqtt_extra, f"deploy.stats.transport = {sink.transport!r}"
+                ) from None
         outbox = Outbox.from_config(path, sink, logger=logger)
         try:
             sender = None
