@@ -314,11 +314,20 @@ class MqttIngest(MqttBroker):
         86_400, "how long the broker keeps a disconnected worker's session and queue", ge=0
     )
     receive_maximum: int = opt(
-        2000, "messages the broker sends before the worker's acks (caps a batch)", ge=1, le=65535
+        5000,
+        "messages the broker sends before the worker's acks (bounds its memory)",
+        ge=1,
+        le=65535,
     )
-    batch_size: int = opt(2000, "most events per store transaction", ge=1, le=100_000)
+    batch_size: int = opt(
+        10_000,
+        "most events per store transaction (rollups cost per source per batch: a busy "
+        "fleet needs big batches)",
+        ge=1,
+        le=100_000,
+    )
     max_batch_wait_ms: float = opt(
-        50.0, "longest a received message waits for its batch to fill", ge=0
+        100.0, "longest a received message waits for its batch to fill", ge=0
     )
 
 
