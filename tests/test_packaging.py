@@ -88,8 +88,11 @@ def _absent(venv: Path, modules: list[str]) -> list[str]:
 
 def test_device_install_of_vision_edge_is_light(tmp_path: Path, wheels: dict[str, Path]) -> None:
     venv = _fresh_venv(tmp_path, [wheels["vision_edge"], wheels["vision_core"]])
-    # local and stream mode need no LLM client: openai comes only with vision-edge[llm]
-    assert _absent(venv, ["torch", "torchvision", "ultralytics", "litestar", "openai"]) == []
+    # local and stream mode need no LLM client: openai comes only with vision-edge[llm];
+    # HTTP stats need no MQTT client: paho-mqtt comes only with vision-edge[mqtt]
+    assert (
+        _absent(venv, ["torch", "torchvision", "ultralytics", "litestar", "openai", "paho"]) == []
+    )
     assert _absent(venv, ["onnxruntime", "cv2", "vision_edge"]) == [
         "onnxruntime",
         "cv2",
@@ -184,11 +187,35 @@ def test_llm_mode_needs_the_llm_extra_and_runs_with_it(
     assert run["metrics"]["frames"] == 4 and run["metrics"]["detections_total"] > 0
 
 
+def test_the_mqtt_extra_of_vision_edge_brings_paho_and_vision_server_offers_it(
+    tmp_path: Path, wheels: dict[str, Path]
+) -> None:
+    venv = _fresh_venv(tmp_path, [Path(f"{wheels['vision_edge']}[mqtt]"), wheels["vision_core"]])
+    assert _absent(venv, ["paho", "litestar", "torch"]) == ["paho"]
+    code = "from vision_core.stats.mqtt import MqttPublisher; print(MqttPublisher.__name__)"
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "MqttPublisher"
+    import zipfile
+
+    whl = wheels["vision_server"]
+    with zipfile.ZipFile(whl) as zf:
+        meta = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        text = zf.read(meta).decode()
+    assert "Provides-Extra: mqtt" in text
+    assert any(
+        line.startswith("Requires-Dist: vision-core[mqtt]") and "extra == 'mqtt'" in line
+        for line in text.splitlines()
+    )
+
+
 def test_vision_stats_installs_without_torch_or_onnxruntime(
     tmp_path: Path, wheels: dict[str, Path]
 ) -> None:
     venv = _fresh_venv(tmp_path, [wheels["vision_stats"], wheels["vision_core"]])
     assert _absent(venv, ["torch", "ultralytics", "onnxruntime"]) == []
+    assert _absent(venv, ["paho"]) == ["paho"]  # `vision-stats ingest-mqtt` works as installed
     res = subprocess.run(
         [str(venv / "bin" / "vision-stats"), "--version"], capture_output=True, text=True
     )
