@@ -102,7 +102,7 @@ class BrokerLink:
         will: tuple[str, bytes, int] | None = None,
         max_backoff_sec: float = 30.0,
         base_backoff_sec: float = 0.5,
-        connect_timeout_sec: float = 10.0,
+        connect_timeout_sec: float = 5.0,
         logger: StructuredLogger | None = None,
         rng: random.Random | None = None,
         on_up: Callable[[bool], None] | None = None,

@@ -197,8 +197,8 @@ class MqttPublisher:
         drained = self.flush(flush_timeout) if flush_timeout > 0 and self.running else False
         self._stop.set()
         self.link.wake()
-        if self._thread is not None:
-            self._thread.join(timeout=10.0)
+        if self._thread is not None:  # a connect in progress may hold it (connect timeout)
+            self._thread.join(timeout=6.0)
         else:
             self.link.close()
         with contextlib.suppress(OutboxError):
