@@ -558,6 +558,8 @@ def run_fleet(
                     )
                 }
             )
+    if workdir is None:
+        shutil.rmtree(tmp, ignore_errors=True)
     return report
 
 

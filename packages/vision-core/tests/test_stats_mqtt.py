@@ -17,7 +17,7 @@ import pytest
 
 from tests.fixtures.fake_stats import FakeStats
 from tests.fixtures.mqtt import Broker, observe, observe_as, stop_observer
-from tests.fixtures.services import STATS_KEY
+from tests.fixtures.services import STATS_KEY, free_port
 from tests.fixtures.waiting import wait_for
 from vision_core.config.schema import MqttPublish, StatsSink
 from vision_core.errors import ConfigError
@@ -257,3 +257,53 @@ RESULT["http"] = StatsRecorder.open({str(tmp_path / "h.db")!r}, StatsSink(endpoi
 def test_publisher_refuses_a_batch_size_below_one(tmp_path: Path) -> None:
     with Outbox(tmp_path / "ob.db") as outbox, pytest.raises(ValueError, match="batch_size"):
         MqttPublisher(outbox, MqttPublish(), device_id="d", batch_size=0)
+
+
+def test_tls_to_a_broker_with_its_own_ca_delivers_and_a_wrong_ca_is_refused(
+    tmp_path: Path, private_broker: Broker, topic_prefix: str
+) -> None:
+    """A TLS listener whose certificate a CA of the test signed (openssl)."""
+    assert private_broker.conf is not None
+    d = tmp_path / "pki"
+    d.mkdir()
+
+    def ssl_(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    for ca in ("ca", "other-ca"):
+        ssl_("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+             f"/CN={ca}", "-keyout", f"{ca}.key", "-out", f"{ca}.pem")  # fmt: skip
+    ssl_("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+         "-keyout", "server.key", "-out", "server.csr")  # fmt: skip
+    (d / "san.ext").write_text("subjectAltName = IP:127.0.0.1\n")
+    ssl_("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.pem")  # fmt: skip
+    tls_port = free_port()
+    private_broker.conf.write_text(
+        private_broker.conf.read_text()
+        + f"listener {tls_port} 127.0.0.1\ncafile {d / 'ca.pem'}\n"
+        + f"certfile {d / 'server.pem'}\nkeyfile {d / 'server.key'}\n"
+    )
+    private_broker.restart()
+    obs, client = observe(private_broker, f"{topic_prefix}/#")  # the plain listener
+    try:
+        for ca, delivered in (("other-ca", False), ("ca", True)):
+            sink = _sink(private_broker, topic_prefix)
+            mqtt = replace(sink.mqtt, port=tls_port, tls=True, ca_file=str(d / f"{ca}.pem"))
+            rec = StatsRecorder.open(tmp_path / f"{ca}.db", replace(sink, mqtt=mqtt), device_id=ca)
+            rec.record([_event(i, ca) for i in range(5)])
+            if delivered:
+                assert rec.close(20.0) is True
+                wait_for(
+                    lambda: _frames(obs.payloads("/ca/events/frame")) == list(range(5)), 10, "tls"
+                )
+            else:
+                link = rec.publisher.link  # type: ignore[union-attr]
+                wait_for(
+                    lambda: "CERTIFICATE_VERIFY_FAILED" in str(link.last_error),  # noqa: B023
+                    20,
+                    "a certificate refusal",
+                )
+                assert rec.close(0) is False and rec.snapshot()["pending"] == 5
+    finally:
+        stop_observer(client)

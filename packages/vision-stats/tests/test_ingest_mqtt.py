@@ -3,6 +3,8 @@ real broker (the shared Mosquitto, a fresh topic prefix per test)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -184,6 +186,17 @@ def test_bad_ingest_settings_name_the_key(
     cfg = PipelineConfig(stats=StatsSection(mqtt=MqttIngestSection(topic_prefix=prefix)))
     with pytest.raises(ConfigError, match=error):
         IngestSettings.from_config(cfg, group=group, client_id=client_id, environ={})
+
+
+def test_the_command_refuses_a_bad_group_with_exit_2_naming_the_key(tmp_path: Path) -> None:
+    exe = Path(sys.executable).parent / "vision-stats"
+    res = subprocess.run(
+        [str(exe), "ingest-mqtt", "--db", str(tmp_path / "s.db"), "--group", "a/b",
+         "--set", f"run.workdir={tmp_path}"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert res.returncode == 2
+    assert "stats.mqtt.group: 'a/b' cannot be an MQTT topic level" in res.stderr
 
 
 def test_the_subscription_is_shared_by_the_group() -> None:
