@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.llm_server",
     "tests.fixtures.services",
     "tests.fixtures.fake_stats",
+    "tests.fixtures.mqtt",
 ]
 
 # fixtures that train or export a real model (seconds to minutes): a test that uses one,

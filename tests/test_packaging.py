@@ -89,11 +89,10 @@ def _absent(venv: Path, modules: list[str]) -> list[str]:
 def test_device_install_of_vision_edge_is_light(tmp_path: Path, wheels: dict[str, Path]) -> None:
     venv = _fresh_venv(tmp_path, [wheels["vision_edge"], wheels["vision_core"]])
     # local and stream mode need no LLM client and no second runtime: openai comes only with
-    # vision-edge[llm], openvino only with vision-edge[openvino]
-    assert (
-        _absent(venv, ["torch", "torchvision", "ultralytics", "litestar", "openai", "openvino"])
-        == []
-    )
+    # vision-edge[llm], openvino only with vision-edge[openvino]; HTTP stats need no MQTT
+    # client: paho-mqtt comes only with vision-edge[mqtt]
+    heavy = ["torch", "torchvision", "ultralytics", "litestar", "openai", "openvino", "paho"]
+    assert _absent(venv, heavy) == []
     assert _absent(venv, ["onnxruntime", "cv2", "vision_edge"]) == [
         "onnxruntime",
         "cv2",
@@ -224,11 +223,35 @@ def test_vision_edge_openvino_extra_adds_openvino_and_runs_local_mode_on_it(
     assert run["metrics"]["detections_total"] > 0
 
 
+def test_the_mqtt_extra_of_vision_edge_brings_paho_and_vision_server_offers_it(
+    tmp_path: Path, wheels: dict[str, Path]
+) -> None:
+    venv = _fresh_venv(tmp_path, [Path(f"{wheels['vision_edge']}[mqtt]"), wheels["vision_core"]])
+    assert _absent(venv, ["paho", "litestar", "torch"]) == ["paho"]
+    code = "from vision_core.stats.mqtt import MqttPublisher; print(MqttPublisher.__name__)"
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "MqttPublisher"
+    import zipfile
+
+    whl = wheels["vision_server"]
+    with zipfile.ZipFile(whl) as zf:
+        meta = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        text = zf.read(meta).decode()
+    assert "Provides-Extra: mqtt" in text
+    assert any(
+        line.startswith("Requires-Dist: vision-core[mqtt]") and "extra == 'mqtt'" in line
+        for line in text.splitlines()
+    )
+
+
 def test_vision_stats_installs_without_torch_or_onnxruntime(
     tmp_path: Path, wheels: dict[str, Path]
 ) -> None:
     venv = _fresh_venv(tmp_path, [wheels["vision_stats"], wheels["vision_core"]])
     assert _absent(venv, ["torch", "ultralytics", "onnxruntime"]) == []
+    assert _absent(venv, ["paho"]) == ["paho"]  # `vision-stats ingest-mqtt` works as installed
     res = subprocess.run(
         [str(venv / "bin" / "vision-stats"), "--version"], capture_output=True, text=True
     )

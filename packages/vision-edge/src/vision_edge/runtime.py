@@ -194,8 +194,10 @@ class EdgeRunner:
             api_key=stats_api_key(self.cfg),
             logger=self.log,
             name="edge-stats",
+            device_id=self.edge.device_id,
+            mqtt_extra="vision-edge[mqtt]",
         )
-        if recorder.sender is None:
+        if not recorder.delivering:
             self.log.info(
                 "edge.stats_local",
                 f"deploy.stats.endpoint is empty: events stay in the outbox {recorder.path}",

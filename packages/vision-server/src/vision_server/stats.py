@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -112,6 +113,8 @@ class ServerStats:
                 api_key=settings.stats_api_key,
                 logger=log,
                 name=f"stats-sender-{self.slot.index}",
+                device_id=f"server-{socket.gethostname()}-{self.slot.index}",
+                mqtt_extra="vision-server[mqtt]",
             )
         except BaseException:
             self.slot.release()
@@ -122,9 +125,9 @@ class ServerStats:
             "server.stats",
             f"stats: outbox {self.slot.db} ({self.outbox.pending()} pending"
             + (f", {self.adopted} adopted" if self.adopted else "")
-            + f") -> {sink.endpoint or 'kept locally (deploy.stats.endpoint is empty)'}",
+            + f") -> {self.recorder.destination or 'kept locally (deploy.stats.endpoint is empty)'}",
             outbox=str(self.slot.db),
-            endpoint=sink.endpoint,
+            endpoint=self.recorder.destination,
         )
 
     def _adopt_orphans(self) -> int:
@@ -193,7 +196,7 @@ class ServerStats:
     def snapshot(self) -> dict[str, Any]:
         snap = self.recorder.snapshot()
         snap["outbox"] = snap.pop("path")
-        snap["endpoint"] = self.settings.stats.endpoint
+        snap["endpoint"] = self.recorder.destination
         return snap
 
     def close(self) -> bool:

@@ -13,6 +13,7 @@ from vision_core.cli import config_options, fail, keys_command, load_cli_config,
 from vision_core.logging import StructuredLogger
 from vision_core.textsafe import safe_text
 from vision_stats import render
+from vision_stats.cli_mqtt import ingest_mqtt
 from vision_stats.errors import AuthConfigError, InvalidQueryError, StatsError
 from vision_stats.settings import StatsSettings
 from vision_stats.store import StatsStore, open_store
@@ -230,3 +231,4 @@ def serve(
 
 
 main.add_command(keys_command)
+main.add_command(ingest_mqtt)

@@ -318,9 +318,82 @@ class RemoteSection:
 
 
 @dataclass(**FROZEN)
+class MqttBroker:
+    """An MQTT broker connection (the fields deploy.stats.mqtt and stats.mqtt share)."""
+
+    host: str = opt("127.0.0.1", "broker host name or address")
+    port: int = opt(1883, "broker port (1883; 8883 is the usual TLS port)", ge=1, le=65535)
+    tls: bool = opt(False, "connect with TLS (server checked against the system CAs or ca_file)")
+    ca_file: str = opt(
+        "", "PEM CA bundle for the broker's certificate (empty = system CAs)", path_like=True
+    )
+    cert_file: str = opt("", "PEM client certificate, for brokers that require one (empty = none)")
+    key_file: str = opt("", "PEM private key of cert_file (empty = in cert_file)")
+    username: str = opt("", "broker user name (empty = anonymous)")
+    password_env: str = opt(
+        "VISION_MQTT_PASSWORD",
+        "env var holding the broker password (never written in a file or a log)",
+        env_name=True,
+    )
+    topic_prefix: str = opt("vision", "topics are <prefix>/<device_id>/events/<kind>")
+    keepalive_sec: int = opt(30, "MQTT keepalive: a silent link is declared dead after 1.5x", ge=5)
+
+
+@dataclass(**FROZEN)
+class MqttPublish(MqttBroker):
+    """deploy.stats.mqtt: the broker an edge or server publishes its events to (QoS >= 1)."""
+
+    client_id: str = opt(
+        "vision-{device_id}",
+        "MQTT client id, unique per connection ({device_id}: the edge's device_id, a "
+        "vision-server worker's server-<host>-<slot>)",
+    )
+    qos: int = opt(
+        1, "1 (at least once) or 2; an event leaves the outbox on the broker's ack", ge=1, le=2
+    )
+    max_inflight: int = opt(8, "messages published and not yet acked by the broker", ge=1, le=1000)
+
+
+@dataclass(**FROZEN)
+class MqttIngest(MqttBroker):
+    """stats.mqtt: the broker `vision-stats ingest-mqtt` workers take events from."""
+
+    client_id: str = opt(
+        "vision-stats-ingest",
+        "MQTT client id with a persistent session: give each ingest worker its own "
+        "(--client-id); the broker keeps a stopped worker's share until it returns",
+    )
+    group: str = opt("vision-stats", "shared-subscription group: its workers split the stream")
+    session_expiry_sec: int = opt(
+        86_400, "how long the broker keeps a disconnected worker's session and queue", ge=0
+    )
+    receive_maximum: int = opt(
+        5000,
+        "messages the broker sends before the worker's acks (bounds its memory)",
+        ge=1,
+        le=65535,
+    )
+    batch_size: int = opt(
+        10_000,
+        "most events per store transaction (rollups cost per source per batch: a busy "
+        "fleet needs big batches)",
+        ge=1,
+        le=100_000,
+    )
+    max_batch_wait_ms: float = opt(
+        100.0, "longest a received message waits for its batch to fill", ge=0
+    )
+
+
+@dataclass(**FROZEN)
 class StatsSink:
     """Where an edge or server sends its StatsEvents (through the durable outbox)."""
 
+    transport: Literal["http", "mqtt", "both"] = opt(
+        "http",
+        "how events leave the outbox: http (to endpoint), mqtt (to deploy.stats.mqtt; needs "
+        "the mqtt extra), both (a second outbox for MQTT)",
+    )
     endpoint: str = opt(
         "http://127.0.0.1:8100/api/v1/stats/events", "stats ingest URL; empty = keep locally"
     )
@@ -328,7 +401,7 @@ class StatsSink:
     outbox_policy: Literal["drop_oldest", "drop_newest"] = opt(
         "drop_oldest", "what goes when the outbox is full"
     )
-    batch_size: int = opt(100, "events per POST", ge=1, le=10_000)
+    batch_size: int = opt(100, "events per POST or MQTT message", ge=1, le=10_000)
     max_backoff_sec: float = opt(30.0, "cap of the resend backoff", gt=0)
     flush_timeout_sec: float = opt(
         3.0,
@@ -336,6 +409,7 @@ class StatsSink:
         "keep it under the 10 s a container runtime waits after SIGTERM",
         ge=0,
     )
+    mqtt: MqttPublish = section(MqttPublish)
 
 
 @dataclass(**FROZEN)
@@ -370,6 +444,7 @@ class StatsSection:
         gt=0,
         le=36500,
     )
+    mqtt: MqttIngest = section(MqttIngest)
 
 
 @dataclass(**FROZEN)

@@ -379,18 +379,18 @@ class Outbox:
 
     # -- sender --------------------------------------------------------------------------------
 
-    def peek(self, n: int, offset: int = 0) -> list[OutboxItem]:
+    def peek(self, n: int, offset: int = 0, *, after: int = 0) -> list[OutboxItem]:
         """The oldest `n` pending events after the first `offset`, oldest first (nothing is
-        removed)."""
+        removed); `after`: only rows whose id is greater (what a sender has not sent yet)."""
         if n < 1:
             return []
         with self._lock:
             self._check_open()
             try:
                 rows = self._conn.execute(
-                    "SELECT id, event_id, created_at, payload, kind FROM events "
+                    "SELECT id, event_id, created_at, payload, kind FROM events WHERE id > ? "
                     "ORDER BY id LIMIT ? OFFSET ?",
-                    (n, max(0, offset)),
+                    (max(0, after), n, max(0, offset)),
                 ).fetchall()
             except sqlite3.Error as exc:
                 raise OutboxError(f"cannot read the outbox {self.path}: {exc}") from exc
