@@ -10,24 +10,15 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Controller, Request, get, post
 from litestar.openapi.spec import Operation, RequestBody, Schema
 from litestar.params import JSONBody, QueryParameter
 from msgspec import Meta
 
-from vision_core.errors import FieldBoundsError
 from vision_core.textsafe import SAFE_TEXT_PATTERN, is_safe_text
-from vision_core.types import (
-    MAX_NAME,
-    IntervalSummary,
-    TrackEvent,
-    check_timestamp,
-    describe_validation_error,
-)
+from vision_core.types import MAX_NAME, TrackEvent
 from vision_core.web import API_KEY_HEADER, api_key_guard, error_responses
 from vision_stats.api.controllers import (
     MAX_BATCH,
@@ -50,11 +41,9 @@ from vision_stats.models import (
     ZoneSeries,
 )
 from vision_stats.settings import StatsSettings
-from vision_stats.store.track_write import kind_of
+from vision_stats.track_events import decode_track_events, kind_of
 
 TrackBatch = Annotated[list[TrackEvent], Meta(min_length=1, max_length=MAX_BATCH)]
-# the decoder takes any list: an empty or a long one gets its own message
-_decoder = msgspec.json.Decoder(list[TrackEvent])
 
 TrackBucketParam = Annotated[
     TrackBucket,
@@ -114,59 +103,6 @@ def _name(value: str | None, what: str) -> str | None:
             f"{what}: 1-{MAX_NAME} characters, no control or bidi characters", field=what
         )
     return value
-
-
-def check_track_event(
-    ev: TrackEvent, *, max_skew: timedelta, now: datetime | None = None, at: str = "$"
-) -> None:
-    """What a msgspec constraint cannot say: the times within the window around now, and a
-    summary's interval that ends after it starts."""
-    if isinstance(ev, IntervalSummary):
-        check_timestamp(ev.start_utc, field=f"{at}.start_utc", max_skew=max_skew, now=now)
-        check_timestamp(ev.end_utc, field=f"{at}.end_utc", max_skew=max_skew, now=now)
-        if ev.end_utc <= ev.start_utc:
-            raise FieldBoundsError(
-                f"{at}.end_utc",
-                f"{ev.end_utc.isoformat()} is not after start_utc {ev.start_utc.isoformat()}",
-            )
-    else:
-        check_timestamp(ev.ts_utc, field=f"{at}.ts_utc", max_skew=max_skew, now=now)
-
-
-def decode_track_events(
-    body: bytes, settings: StatsSettings, *, now: datetime | None = None
-) -> list[TrackEvent]:
-    """The events of a track-events body, strictly checked, or the error naming the first
-    problem (400: not JSON; 422: `$[3].direction`, `$[0].kind`, an empty or long list)."""
-    try:
-        events = _decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        message, field = describe_validation_error(exc)
-        raise InvalidEventsError(
-            f"invalid event at {field}: {message}; nothing was stored", field=field, stored=0
-        ) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise MalformedBodyError(
-            f"the body is not valid JSON ({exc}); nothing was stored", stored=0
-        ) from None
-    if not events:
-        raise InvalidEventsError("the body is an empty list: send a list of events", stored=0)
-    if len(events) > settings.max_batch:
-        raise InvalidEventsError(
-            f"{len(events)} events in one request, more than {settings.max_batch}: split the batch",
-            stored=0,
-        )
-    current = now or datetime.now(UTC)
-    for i, ev in enumerate(events):
-        try:
-            check_track_event(ev, max_skew=settings.max_ts_skew, now=current, at=f"$[{i}]")
-        except FieldBoundsError as exc:
-            raise InvalidEventsError(
-                f"invalid event at {exc.field}: {exc.message}; nothing was stored",
-                field=exc.field,
-                stored=0,
-            ) from None
-    return events
 
 
 async def validate_track_events(request: Request[Any, Any, Any]) -> None:

@@ -31,6 +31,7 @@ from vision_core.types import CrossingEvent, IntervalSummary, TrackEvent, ZoneEv
 from vision_stats.models import InsertResult
 from vision_stats.store.base import HOUR_US, floor_to, sat, to_us
 from vision_stats.store.rollups import Dialect
+from vision_stats.track_events import kind_of
 
 Cursor = Any
 
@@ -156,13 +157,6 @@ def insert_track_events(
         else:
             duplicates.append(ev.event_id)
     return InsertResult(len(events), len(stored), len(duplicates), stored, duplicates)
-
-
-def kind_of(ev: TrackEvent) -> str:
-    """The wire tag of an event: crossing, zone or summary."""
-    if isinstance(ev, CrossingEvent):
-        return "crossing"
-    return "zone" if isinstance(ev, ZoneEvent) else "summary"
 
 
 def _new(
