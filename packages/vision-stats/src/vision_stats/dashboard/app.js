@@ -164,6 +164,7 @@
   }
 
   const BUCKET_MS = { minute: 60e3, hour: 3600e3, day: 86400e3 };
+  const MAX_ZONE_ROWS = 25;
 
   function legendOf(node, names) {
     clear(node);
@@ -244,7 +245,9 @@
       z.occupancy.forEach((v, i) => { sum[i] += v; });
       perZone.set(z.zone, sum);
     }
-    const zones = [...perZone.keys()].sort().slice(0, MAX_CLASSES);
+    // the fullest zones (highest peak in the window) get a line each
+    const peak = (z) => Math.max(...perZone.get(z));
+    const zones = [...perZone.keys()].sort((a, b) => peak(b) - peak(a) || (a < b ? -1 : 1)).slice(0, MAX_CLASSES);
     legendOf($("legend-occupancy"), zones);
     if (!zones.length) return emptyChart(svg, "no zone events yet");
     clear(svg);
@@ -268,7 +271,9 @@
       body.appendChild(el("tr")).appendChild(el("td", { colspan: 9, class: "muted" }, "no zone events yet"));
       return;
     }
-    for (const z of zones) {
+    // a fleet has thousands: the fullest first, at most MAX_ZONE_ROWS
+    const rows = [...zones].sort((a, b) => b.occupancy - a.occupancy).slice(0, MAX_ZONE_ROWS);
+    for (const z of rows) {
       const tr = el("tr", { "data-source": z.source_id, "data-zone": z.zone });
       const byClass = Object.entries(z.by_class).map(([k, n]) => `${k} ${n}`).join(", ");
       tr.appendChild(el("td", {}, z.source_id));
@@ -281,6 +286,10 @@
       tr.appendChild(el("td", { class: "num" }, fmtInt(z.reported_occupancy)));
       tr.appendChild(el("td", {}, fmtTime(z.last_event_utc)));
       body.appendChild(tr);
+    }
+    if (zones.length > rows.length) {
+      const more = `${fmtInt(zones.length - rows.length)} more zones (vision-stats zones, or GET ${API}/track/occupancy)`;
+      body.appendChild(el("tr")).appendChild(el("td", { colspan: 9, class: "muted" }, more));
     }
   }
 
