@@ -21,7 +21,7 @@ import pytest
 
 from tests.fixtures.services import free_port
 from tests.fixtures.services import fresh_pg_schema as _fresh_schema
-from vision_core.types import StatsEvent
+from vision_core.types import CrossingEvent, IntervalSummary, StatsEvent, ZoneEvent
 from vision_stats.store import StatsStore, open_store
 
 API_KEY = "test-ingest-key-0123456789"
@@ -58,6 +58,88 @@ def build_event(
 @pytest.fixture
 def make_event() -> EventFactory:
     return build_event
+
+
+_ids = iter(range(10**9))
+
+
+def crossing(
+    ts: datetime,
+    direction: str = "in",
+    *,
+    line: str = "gate",
+    cls: str = "car",
+    source: str = "cam-01",
+    track: int | None = None,
+    event_id: str | None = None,
+) -> CrossingEvent:
+    """A crossing event (a fresh event_id unless given)."""
+    n = next(_ids)
+    return CrossingEvent(
+        event_id=event_id or f"x-{n:09d}",
+        ts_utc=ts,
+        source_id=source,
+        line=line,
+        direction=direction,  # type: ignore[arg-type]
+        class_name=cls,
+        track_id=n if track is None else track,
+        model="yolo11n",
+        frame_index=n,
+    )
+
+
+def zone_event(
+    ts: datetime,
+    action: str = "enter",
+    *,
+    zone: str = "lobby",
+    cls: str = "person",
+    source: str = "cam-01",
+    dwell: float = 0.0,
+    occupancy: int = 0,
+    lost: bool = False,
+    event_id: str | None = None,
+) -> ZoneEvent:
+    n = next(_ids)
+    return ZoneEvent(
+        event_id=event_id or f"z-{n:09d}",
+        ts_utc=ts,
+        source_id=source,
+        zone=zone,
+        action=action,  # type: ignore[arg-type]
+        class_name=cls,
+        track_id=n,
+        model="yolo11n",
+        frame_index=n,
+        dwell_sec=dwell,
+        occupancy=occupancy,
+        lost=lost,
+    )
+
+
+def summary(
+    start: datetime,
+    *,
+    seconds: float = 60.0,
+    source: str = "cam-01",
+    frames: int = 900,
+    detections: dict[str, int] | None = None,
+    tracks: dict[str, int] | None = None,
+    new_tracks: dict[str, int] | None = None,
+    event_id: str | None = None,
+) -> IntervalSummary:
+    n = next(_ids)
+    return IntervalSummary(
+        event_id=event_id or f"s-{n:09d}",
+        start_utc=start,
+        end_utc=start + timedelta(seconds=seconds),
+        source_id=source,
+        frames=frames,
+        detections_by_class=detections or {},
+        tracks_by_class=tracks or {},
+        new_tracks_by_class=new_tracks or {},
+        model="yolo11n",
+    )
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

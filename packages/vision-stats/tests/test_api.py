@@ -16,6 +16,7 @@ from vision_core.types import StatsEvent
 from vision_stats.api import create_app
 from vision_stats.errors import AuthConfigError
 from vision_stats.settings import StatsSettings
+from vision_stats.store import LATEST_VERSION
 
 KEY = "api-test-key-42"
 AUTH = {"X-API-Key": KEY}
@@ -200,7 +201,7 @@ def test_query_endpoints_answer_with_the_stored_figures(
     recent_window = client.get("/api/v1/stats/overview", params={"since": "100s"}).json()
     assert recent_window["events_total"] == 4  # 0, 30, 60, 90 s ago
     health = client.get("/api/v1/stats/health", headers=AUTH).json()
-    assert health["status"] == "ok" and health["schema_version"] == 2
+    assert health["status"] == "ok" and health["schema_version"] == LATEST_VERSION
     assert client.get("/api/v1/stats/health").json() == {"status": "ok"}  # no key: liveness
 
 

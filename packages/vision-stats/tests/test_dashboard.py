@@ -26,6 +26,8 @@ import httpx
 import msgspec
 import pytest
 
+from .conftest import crossing, zone_event
+
 pytestmark = pytest.mark.slow
 
 FLAGS = [
@@ -145,9 +147,9 @@ def _save_artifact(png: bytes, tmp_path: Path) -> Path:
     return target / "vision-stats-dashboard.png"
 
 
-def _post(server, events) -> None:
+def _post(server, events, path: str = "events") -> None:
     r = httpx.post(
-        f"{server.url}/api/v1/stats/events",
+        f"{server.url}/api/v1/stats/{path}",
         content=msgspec.json.encode(events),
         headers={**server.headers, "Content-Type": "application/json"},
         timeout=10,
@@ -172,6 +174,17 @@ def test_dashboard_renders_real_data_without_console_errors(
     ]
     events.append(make_event(999, source="cam-silent", ts=now - timedelta(hours=2)))
     _post(live_server, events)
+    minutes = [now - timedelta(minutes=m) for m in range(50, 0, -1)]
+    track = (
+        [crossing(minutes[i * 5], "in") for i in range(7)]  # gate: 7 cars in, 3 out, 1 person
+        + [crossing(minutes[i * 5 + 2], "out") for i in range(3)]
+        + [crossing(minutes[30], "in", cls="person")]
+        + [zone_event(minutes[i], "enter", occupancy=i + 1) for i in range(3)]  # lobby: 3 in
+        + [zone_event(minutes[20], "exit", dwell=1020.0, occupancy=2)]  # 1 out: 2 inside
+        + [zone_event(minutes[10 + i], "enter", zone="dock", cls="truck", source="cam-02",
+                      occupancy=i + 1) for i in range(2)]  # dock: 2 trucks inside
+    )  # fmt: skip
+    _post(live_server, track, "track-events")
 
     target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
     session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
@@ -216,6 +229,15 @@ def test_dashboard_renders_real_data_without_console_errors(
         silent: document.querySelector('#sources tr[data-source="cam-silent"] .badge').textContent,
         recentRows: document.querySelectorAll('#recent tbody tr').length,
         error: document.getElementById('error').hidden,
+        crossingTotals: [...document.querySelectorAll('#crossing-totals tbody tr')].map(r =>
+            [r.dataset.line, r.dataset.class, r.querySelector('.in').textContent,
+             r.querySelector('.out').textContent]),
+        crossingBars: document.querySelectorAll('#chart-crossings rect').length,
+        crossingLegend: [...document.querySelectorAll('#legend-crossings span')].map(s => s.textContent),
+        zonesNow: [...document.querySelectorAll('#zones tbody tr')].map(r =>
+            [r.dataset.zone, r.querySelector('.inside').textContent]),
+        occupancyLines: [...document.querySelectorAll('#chart-occupancy path')].map(p =>
+            [p.dataset.zone, p.querySelector('title').textContent]),
     })"""
     )
     assert page["events"] == "151"
@@ -227,10 +249,24 @@ def test_dashboard_renders_real_data_without_console_errors(
     assert page["sourceRows"][0] == "cam-silent" and page["silent"] == "silent"
     assert page["recentRows"] == 20
     assert page["error"] is True
+    assert page["crossingTotals"] == [["gate", "car", "7", "3"], ["gate", "person", "1", "0"]]
+    assert page["crossingBars"] >= 10  # 11 crossings in 10 or 11 minutes of the last hour
+    assert page["crossingLegend"] == ["gate / car", "gate / person"]
+    assert page["zonesNow"] == [["lobby", "2"], ["dock", "2"]]
+    assert page["occupancyLines"] == [
+        ["lobby", "lobby: 2 now"],
+        ["dock", "dock: 2 now"],
+    ]  # peak first
 
     # it refreshes itself: new events show up without a reload
     _post(live_server, [make_event(i, source="cam-new", ts=now) for i in range(2000, 2010)])
     wait_for("document.getElementById('ov-events').textContent === '161'", timeout=15)
+    _post(live_server, [crossing(now, "in"), zone_event(now, "exit", dwell=60.0)], "track-events")
+    wait_for(
+        "document.querySelector('#crossing-totals tr[data-class=\"car\"] .in').textContent === '8'"
+        " && document.querySelector('#zones tr[data-zone=\"lobby\"] .inside').textContent === '1'",
+        timeout=15,
+    )
 
     shot = browser.send("Page.captureScreenshot", {"format": "png"}, session=session)
     png = base64.b64decode(shot["data"])

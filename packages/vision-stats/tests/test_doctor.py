@@ -137,3 +137,132 @@ def test_reads_survive_poisoned_rows_and_doctor_heals_them(poisoned_db: str) -> 
         assert all(0 <= e["latency_ms"] <= 86_400_000 for e in events)
         cars = {c["class_name"]: c["detections"] for c in after["/api/v1/stats/classes"]}
         assert cars["car"] == sum(e["counts_by_class"].get("car", 0) for e in events)
+
+
+# -- tracking tables ---------------------------------------------------------------------
+
+TRACK_READS = (
+    "/api/v1/stats/track/counts?since=3h",
+    "/api/v1/stats/track/counts?since=3h&bucket=minute",
+    f"/api/v1/stats/track/counts?since=30d&bucket=day&source={SOURCE}&line=gate",
+    "/api/v1/stats/track/occupancy",
+    "/api/v1/stats/track/occupancy/series?since=3h",
+    "/api/v1/stats/track/occupancy/series?since=3h&bucket=minute",
+    "/api/v1/stats/track/dwell?since=3h",
+    "/api/v1/stats/track/summaries?since=3h",
+    "/api/v1/stats/track/summaries?since=3h&bucket=minute",
+)
+
+
+def _poison_track(db: str) -> None:
+    """Impossible tracking rows and rollups, written straight into the tables."""
+    ts = to_us(NOW - timedelta(minutes=30)) + 123
+    hour = ts - ts % 3_600_000_000
+    crossings = [
+        ("px-future", 2**62, SOURCE, "gate", "in", "car", 1, "", 1),
+        ("px-direction", ts, SOURCE, "gate", "sideways", "car", 1, "", 1),
+        ("px-ints", ts, SOURCE, "gate", "in", "car", INT64_MAX, "", -7),
+        ("px-ok", ts, SOURCE, "gate", "out", "car", 3, "", 3),
+    ]
+    big_dwell = 1e308
+    zones = [
+        ("pz-past", -(2**62), SOURCE, "lobby", "enter", "car", 1, "", 1, 0.0, 1, 0),
+        ("pz-action", ts, SOURCE, "lobby", "leave", "car", 1, "", 1, 0.0, 1, 0),
+        ("pz-enter", ts, SOURCE, "lobby", "enter", "car", 2, "", 1, 0.0, 1, 0),
+        ("pz-dwell", ts + 1, SOURCE, "lobby", "exit", "car", 2, "", 1, big_dwell, 0, 0),
+        ("pz-negative", ts + 2, SOURCE, "lobby", "exit", "car", -4, "", 1, -3.0, -1, 7),
+    ]
+    summaries = [
+        ("ps-past", -(2**62), 0, SOURCE, 5, ""),
+        ("ps-backwards", ts, ts - 60_000_000, SOURCE, -1, ""),
+    ]
+    classes = [
+        ("ps-backwards", "car", ts, SOURCE, 2**62, -1, 3),
+        ("ps-gone", "car", ts, SOURCE, 1, 1, 1),
+    ]
+    rollups = [
+        f"INSERT INTO crossing_hour VALUES ({hour}, '{SOURCE}', 'gate', 'car', 'in',"
+        " 9223372036854775807)",
+        f"INSERT INTO zone_hour VALUES ({hour}, '{SOURCE}', 'lobby', 'car', 9223372036854775807,"
+        " 0, 0, 1e308, 1e308)",
+        f"INSERT INTO zone_state VALUES ('{SOURCE}', 'lobby', 'car', 9223372036854775807, 0, 0)",
+        f"INSERT INTO summary_class_hour VALUES ({hour}, '{SOURCE}', 'car', 9223372036854775807,"
+        " 9223372036854775807, 9223372036854775807)",
+    ]
+    inserts = [
+        ("crossings", crossings), ("zone_events", zones), ("summaries", summaries),
+        ("summary_classes", classes),
+    ]  # fmt: skip
+    if db.endswith(".db"):
+        import sqlite3
+
+        with sqlite3.connect(db) as conn:
+            for table, rows in inserts:
+                marks = ", ".join("?" * len(rows[0]))
+                conn.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+            for sql in rollups:
+                conn.execute(sql)
+    else:
+        import psycopg
+
+        zones.append(("pz-nan", ts + 3, SOURCE, "lobby", "exit", "car", 2, "", 1,
+                      float("nan"), 0, 1))  # fmt: skip
+        with psycopg.connect(db, autocommit=True) as conn:
+            for table, rows in inserts:
+                marks = ", ".join(["%s"] * len(rows[0]))
+                conn.cursor().executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+            for sql in rollups:
+                conn.execute(sql)
+
+
+def test_reads_survive_poisoned_tracking_rows_and_doctor_heals_them(db_url: str) -> None:
+    open_store(db_url).close()
+    _poison_track(db_url)
+    settings = StatsSettings(db=db_url, api_key=Secret(KEY, "K"))
+    with TestClient(create_app(settings)) as client:
+        for path in TRACK_READS:
+            r = client.get(path)
+            assert r.status_code == 200, (path, r.text[:300])
+        counts = client.get("/api/v1/stats/track/counts?since=3h").json()
+        assert counts["totals"][0]["in"] == INT64_MAX  # saturated, not an error
+        normal = [
+            {"kind": "crossing", "event_id": "n-x", "ts_utc": NOW.isoformat(), "source_id": SOURCE,
+             "line": "gate", "direction": "in", "class_name": "car", "track_id": 9},
+            {"kind": "zone", "event_id": "n-z", "ts_utc": NOW.isoformat(), "source_id": SOURCE,
+             "zone": "lobby", "action": "enter", "class_name": "car", "track_id": 9},
+        ]  # fmt: skip
+        r = client.post("/api/v1/stats/track-events", json=normal, headers={"X-API-Key": KEY})
+        assert r.status_code == 200 and r.json()["stored"] == 2, r.text  # saturating upserts
+        for path in TRACK_READS:
+            assert client.get(path).status_code == 200, path
+    runner = CliRunner()
+    for command in (["counts"], ["counts", "--bucket", "minute"], ["zones"], ["zones", "--json"]):
+        result = runner.invoke(main, [*command, "--db", db_url])
+        assert result.exit_code == 0, (command, result.output)
+
+    check = json.loads(runner.invoke(main, ["doctor", "--check", "--json", "--db", db_url]).output)
+    pg = not db_url.endswith(".db")
+    # deleted: px-future, px-direction, pz-past, pz-action, ps-past, the orphan ps-gone/car
+    assert (check["track_deleted"], check["repaired"]) == (6, False), check
+    # clamped: px-ints, pz-dwell, pz-negative, ps-backwards, its class row (+ pz-nan)
+    assert check["track_clamped"] == 5 + pg, check
+    assert check["track_rows"] == 4 + 5 + pg + 2 + 2 + 2  # +2: the normal events
+    result = runner.invoke(main, ["doctor", "--db", db_url])
+    assert result.exit_code == 0 and "tracking rows" in result.output, result.output
+    again = json.loads(runner.invoke(main, ["doctor", "--check", "--json", "--db", db_url]).output)
+    assert (again["track_deleted"], again["track_clamped"]) == (0, 0), again
+
+    with TestClient(create_app(settings)) as client:
+        counts = client.get("/api/v1/stats/track/counts?since=3h").json()
+        # what is left: px-ints (in), px-ok (out), the normal crossing (in)
+        assert counts["totals"] == [{"line": "gate", "class_name": "car", "in": 2, "out": 1}]
+        (lobby,) = client.get("/api/v1/stats/track/occupancy").json()
+        # pz-enter and n-z entered; pz-dwell, pz-negative (and pz-nan) left
+        assert (lobby["enters"], lobby["exits"], lobby["lost_exits"]) == (2, 2 + pg, 1 + pg)
+        assert lobby["occupancy"] == 0
+        (dwell,) = client.get("/api/v1/stats/track/dwell?since=3h").json()
+        assert dwell["max_sec"] == 86_400_000 * 3650 and dwell["exits"] == 2 + pg
+        summaries = client.get("/api/v1/stats/track/summaries?since=3h").json()
+        assert sum(b["intervals"] for b in summaries["buckets"]) == 1
+        cars = [b["detections_by_class"].get("car", 0) for b in summaries["buckets"]]
+        assert sum(cars) == 1_000_000  # 2**62 clamped to the bound

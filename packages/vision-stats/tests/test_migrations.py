@@ -81,3 +81,38 @@ def test_services_starting_together_migrate_once(db_url: str) -> None:
     rows = store._fetch("SELECT version FROM schema_migrations ORDER BY version")
     store.close()
     assert [r[0] for r in rows] == list(range(1, LATEST_VERSION + 1))
+
+
+def test_a_database_of_the_previous_schema_gains_the_tracking_tables(db_url: str) -> None:
+    """A database as the release before tracking made it (schema 2, with events): opened by
+    this code, it is migrated to 3 in place, keeps every event and total, and takes
+    tracking events."""
+    from .conftest import build_event, crossing, zone_event
+
+    old = open_store(db_url, migrate=False)
+    assert isinstance(old, SqlStore)
+    try:
+        assert old.init(target_version=2) == 2
+        old.insert([build_event(i, source=f"cam-{i % 3}") for i in range(30)])
+        before = (old.overview(), old.class_totals(), old.sources())
+    finally:
+        old.close()
+    store = open_store(db_url)
+    assert isinstance(store, SqlStore)
+    try:
+        assert store.schema_version() == LATEST_VERSION == 3
+        assert (store.overview(), store.class_totals()) == before[:2]
+        assert [s.source_id for s in store.sources()] == [s.source_id for s in before[2]]
+        ts = build_event(0).ts_utc
+        result = store.insert_track_events(
+            [crossing(ts, "in"), crossing(ts, "out"), zone_event(ts, "enter")]
+        )
+        assert result.stored == 3
+        totals = store.track_counts(since=ts, until=ts + timedelta(hours=1)).totals
+        assert [(t.line, t.in_, t.out) for t in totals] == [("gate", 1, 1)]
+        assert store.zone_occupancy()[0].occupancy == 1
+        assert store.overview().events_total == 30  # the tracking events are not frames
+        rows = store._fetch("SELECT version, name FROM schema_migrations ORDER BY version")
+        assert [r[0] for r in rows] == [1, 2, 3] and "tracking" in rows[2][1]
+    finally:
+        store.close()

@@ -15,9 +15,14 @@ from litestar.testing import TestClient
 
 from tests.fixtures.poison import (
     POISON_CLASS,
+    POISON_LINE,
     POISON_SOURCE,
     STATS_POISON,
+    TRACK_POISON,
+    good_crossing,
     good_event,
+    good_summary,
+    good_zone,
     poison_bytes,
 )
 from vision_core.secrets import Secret
@@ -36,7 +41,14 @@ READS = (
     "/api/v1/stats/series?bucket=hour",
     "/api/v1/stats/sources",
     "/api/v1/stats/health",
+    "/api/v1/stats/track/counts?since=1000d&bucket=day",
+    f"/api/v1/stats/track/counts?source={POISON_SOURCE}&line={POISON_LINE}&since=1000d&bucket=day",
+    "/api/v1/stats/track/occupancy",
+    "/api/v1/stats/track/occupancy/series?since=1000d&bucket=day",
+    "/api/v1/stats/track/dwell?since=3650d",
+    "/api/v1/stats/track/summaries?since=1000d&bucket=day",
 )
+TRACK_URL = "/api/v1/stats/track-events"
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +116,78 @@ def test_after_the_poison_reads_commands_and_a_normal_event_work(
         assert POISON_SOURCE in result.output or command[0] == "overview"
     overview = json.loads(runner.invoke(main, ["overview", "--json", "--db", db]).output)
     assert overview["events_total"] == before + 1
+
+
+def _stored_track_rows(client: TestClient[Any]) -> tuple[int, int, int]:
+    day = {"since": "1000d", "bucket": "day"}
+    crossings = sum(
+        t["in"] + t["out"]
+        for t in client.get("/api/v1/stats/track/counts", params=day).json()["totals"]
+    )
+    zones = client.get("/api/v1/stats/track/occupancy").json()
+    summaries = client.get("/api/v1/stats/track/summaries", params=day).json()["buckets"]
+    return (
+        crossings,
+        sum(z["enters"] + z["exits"] for z in zones),
+        sum(b["intervals"] for b in summaries),
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [pytest.param(b, s, f, id=name) for name, b, s, f in TRACK_POISON],
+)
+def test_a_poison_track_event_is_refused_naming_the_field_and_stores_nothing(
+    poisoned: tuple[TestClient[Any], str], body: Any, status: int, field: str
+) -> None:
+    client, _ = poisoned
+    before = _stored_track_rows(client)
+    r = _post_to(client, TRACK_URL, body)
+    assert r.status_code == status, r.text[:500]
+    answer = r.json()
+    assert answer["status_code"] == status and answer["request_id"] == r.headers["x-request-id"]
+    assert len(r.content) < 4096
+    if field:
+        assert f"invalid event at {field}" in answer["detail"], answer["detail"]
+        assert answer["extra"]["field"].startswith(field)
+    assert _stored_track_rows(client) == before
+
+
+def _post_to(client: TestClient[Any], url: str, body: Any) -> Any:
+    return client.post(
+        url,
+        content=poison_bytes(body),
+        headers={"X-API-Key": KEY, "Content-Type": "application/json"},
+    )
+
+
+def test_after_the_track_poison_reads_commands_and_normal_track_events_work(
+    poisoned: tuple[TestClient[Any], str],
+) -> None:
+    client, db = poisoned
+    for _, body, _status, _field in TRACK_POISON:
+        assert _post_to(client, TRACK_URL, body).status_code < 500
+    for path in READS:
+        r = client.get(path, headers={"X-API-Key": KEY})
+        assert r.status_code == 200, (path, r.text[:300])
+    before = _stored_track_rows(client)
+    stamp = datetime.now(UTC)
+    normal = [
+        {**good_crossing(1), "event_id": f"nx-{stamp.timestamp()}", "ts_utc": stamp.isoformat()},
+        {**good_zone(1), "event_id": f"nz-{stamp.timestamp()}", "ts_utc": stamp.isoformat(),
+         "action": "enter"},
+        {**good_summary(1), "event_id": f"ns-{stamp.timestamp()}"},
+    ]  # fmt: skip
+    r = client.post(TRACK_URL, json=normal, headers={"X-API-Key": KEY})
+    assert r.status_code == 200 and r.json()["stored"] == 3, r.text
+    crossings, zone_events, intervals = before
+    assert _stored_track_rows(client) == (crossings + 1, zone_events + 1, intervals + 1)
+    runner = CliRunner()
+    for command in (
+        ["counts", "--since", "1000d", "--bucket", "day"],
+        ["zones"],
+        ["zones", "--json"],
+    ):
+        result = runner.invoke(main, [*command, "--db", db])
+        assert result.exit_code == 0, (command, result.output, result.stderr)
+        assert POISON_SOURCE in result.output or command[0] == "counts"

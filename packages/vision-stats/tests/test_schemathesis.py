@@ -24,6 +24,13 @@ def test_every_schemathesis_check_passes(live_server: Any, mode: GenerationMode)
         # stats.max_ts_skew_days of now (422): JSON schema cannot say either
         semantic=("400", "422"),
     )
-    assert any(k.startswith("POST /api/v1/stats/events") for k in seen), seen
+    for operation in (
+        "POST /api/v1/stats/events",
+        "POST /api/v1/stats/track-events",
+        "GET /api/v1/stats/track/counts",
+        "GET /api/v1/stats/track/occupancy",
+    ):
+        assert any(k.startswith(operation) for k in seen), (operation, seen)
     if mode == GenerationMode.NEGATIVE:
         assert any(k.startswith("POST /api/v1/stats/events 4") for k in seen), seen
+        assert any(k.startswith("POST /api/v1/stats/track-events 4") for k in seen), seen

@@ -14,20 +14,34 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 from vision_stats.errors import StatsError
 from vision_stats.models import (
     ClassTotal,
+    CountRow,
+    CountSeries,
+    CountTotal,
     DoctorReport,
+    DwellStats,
     InsertResult,
     Overview,
     PruneResult,
     Series,
     SeriesBucket,
     SourceInfo,
+    SummaryBucket,
+    SummarySeries,
+    ZoneOccupancy,
+    ZoneSeries,
+    ZonesReport,
+    ZoneTrack,
 )
 from vision_stats.settings import StatsSettings
 from vision_stats.store import StatsStore, open_store
 
 __all__ = [
     "ClassTotal",
+    "CountRow",
+    "CountSeries",
+    "CountTotal",
     "DoctorReport",
+    "DwellStats",
     "InsertResult",
     "Overview",
     "PruneResult",
@@ -37,6 +51,12 @@ __all__ = [
     "StatsError",
     "StatsSettings",
     "StatsStore",
+    "SummaryBucket",
+    "SummarySeries",
+    "ZoneOccupancy",
+    "ZoneSeries",
+    "ZoneTrack",
+    "ZonesReport",
     "__version__",
     "open_store",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,6 +16,7 @@ from vision_core.textsafe import safe_text
 from vision_stats import render
 from vision_stats.cli_mqtt import ingest_mqtt
 from vision_stats.errors import AuthConfigError, InvalidQueryError, StatsError
+from vision_stats.models import ZonesReport
 from vision_stats.settings import StatsSettings
 from vision_stats.store import StatsStore, open_store
 from vision_stats.timeparse import parse_duration, parse_optional_time
@@ -228,6 +230,73 @@ def serve(
         settings.check_auth()
         run_service(settings, log)
     log.close()
+
+
+@main.command()
+@click.option(
+    "--bucket",
+    type=click.Choice(["minute", "hour", "day"]),
+    default="hour",
+    show_default=True,
+    help="Bucket width (UTC); without --since: the last 60 minutes, 24 hours or 30 days.",
+)
+@click.option("--line", default=None, help="Only this line.")
+@_filter_options
+@_json_option
+@_db_options
+def counts(
+    bucket: str,
+    line: str | None,
+    source: str | None,
+    since: str | None,
+    until: str | None,
+    as_json: bool,
+    db: str | None,
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+) -> None:
+    """Line crossings per bucket, line and class, in and out."""
+    with _store(config_path, overrides, db) as store, _errors():
+        start, end = (
+            parse_optional_time(since, what="--since"),
+            parse_optional_time(until, what="--until"),
+        )
+        result = store.track_counts(
+            bucket=bucket,  # type: ignore[arg-type]  # click.Choice
+            since=start,
+            until=end,
+            source=source,
+            line=line,
+        )
+        _show(result, as_json, render.counts_table)
+
+
+@main.command()
+@click.option("--zone", default=None, help="Only this zone.")
+@_filter_options
+@_json_option
+@_db_options
+def zones(
+    zone: str | None,
+    source: str | None,
+    since: str | None,
+    until: str | None,
+    as_json: bool,
+    db: str | None,
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+) -> None:
+    """Zone occupancy now, and dwell per zone and class (--since: default 24h)."""
+    with _store(config_path, overrides, db) as store, _errors():
+        end = parse_optional_time(until, what="--until") or datetime.now(UTC)
+        start = parse_optional_time(since, what="--since") or end - timedelta(hours=24)
+        report = ZonesReport(
+            occupancy=store.zone_occupancy(source=source, zone=zone),
+            dwell_since_utc=start,
+            dwell_until_utc=end,
+            dwell=store.dwell_stats(since=start, until=end, source=source, zone=zone),
+        )
+        _show(report, as_json, render.zones_table)
 
 
 main.add_command(keys_command)

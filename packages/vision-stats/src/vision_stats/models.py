@@ -9,9 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+import msgspec
 from msgspec import Struct
 
 Bucket = Literal["minute", "hour"]
+#: the buckets of the tracking reads (UTC days for "day")
+TrackBucket = Literal["minute", "hour", "day"]
 
 
 class InsertResult(Struct):
@@ -75,10 +78,13 @@ class SourceInfo(Struct):
 
 
 class PruneResult(Struct):
-    """Retention: everything before cutoff_utc was deleted."""
+    """Retention: everything before cutoff_utc was deleted (tracking events: before
+    track_cutoff_utc, the hour that holds cutoff_utc, because their rollups are hourly)."""
 
     cutoff_utc: datetime
     events_deleted: int
+    track_cutoff_utc: datetime | None = None
+    track_events_deleted: int = 0
 
 
 class DoctorReport(Struct):
@@ -91,6 +97,9 @@ class DoctorReport(Struct):
     bad_counts: int  # counts_json that does not parse or exceeds the caps: rewritten
     repaired: bool  # False: only counted (--check)
     rollups_rebuilt: bool
+    track_rows: int = 0  # crossings, zone events, summaries and their class rows read
+    track_deleted: int = 0  # time no reader can hold, unknown direction/action, orphan: deleted
+    track_clamped: int = 0  # numbers or flags outside the bounds: clamped
 
 
 class Health(Struct, omit_defaults=True):
@@ -101,3 +110,120 @@ class Health(Struct, omit_defaults=True):
     engine: str | None = None
     schema_version: int | None = None
     version: str | None = None
+
+
+# -- tracking (crossings, zone events, interval summaries) -----------------------------------
+
+
+class CountRow(Struct):
+    """Crossings of one line by one class in one bucket, per direction."""
+
+    ts_utc: datetime  # start of the bucket
+    line: str
+    class_name: str
+    in_: int = msgspec.field(name="in")
+    out: int = 0
+
+
+class CountTotal(Struct):
+    """Crossings of one line by one class over the whole range."""
+
+    line: str
+    class_name: str
+    in_: int = msgspec.field(name="in")
+    out: int = 0
+
+
+class CountSeries(Struct):
+    """Line crossings per bucket from since_utc (inclusive) to until_utc (exclusive).
+
+    `rows` holds only the (bucket, line, class) that had a crossing, ordered by time, line
+    and class; `totals` sums them over the range."""
+
+    bucket: TrackBucket
+    since_utc: datetime
+    until_utc: datetime
+    lines: list[str]
+    classes: list[str]
+    rows: list[CountRow]
+    totals: list[CountTotal]
+
+
+class ZoneOccupancy(Struct):
+    """One zone of one source now: objects inside (enters minus exits per class, never
+    below 0), and the device's own count from its latest zone event to compare."""
+
+    source_id: str
+    zone: str
+    occupancy: int
+    by_class: dict[str, int]  # classes with at least one object inside
+    enters: int
+    exits: int
+    lost_exits: int  # exits of tracks the device lost (not seen leaving); part of exits
+    reported_occupancy: int  # `occupancy` of the latest zone event of this source and zone
+    last_event_utc: datetime | None
+
+
+class ZoneTrack(Struct):
+    """One zone and class over the buckets of a ZoneSeries (one value per bucket)."""
+
+    zone: str
+    class_name: str
+    enters: list[int]
+    exits: list[int]
+    lost_exits: list[int]
+    occupancy: list[int]  # objects inside at the END of each bucket
+    mean_dwell_sec: list[float | None]  # mean dwell of the exits in the bucket
+
+
+class ZoneSeries(Struct):
+    """Zone activity and occupancy per bucket (summed over sources unless one is asked)."""
+
+    bucket: TrackBucket
+    since_utc: datetime
+    until_utc: datetime
+    buckets: list[datetime]
+    zones: list[ZoneTrack]
+
+
+class DwellStats(Struct):
+    """Seconds inside a zone, over the exits of a time range (nearest-rank percentiles)."""
+
+    zone: str
+    class_name: str
+    exits: int
+    lost_exits: int
+    mean_sec: float
+    p50_sec: float
+    p95_sec: float
+    max_sec: float
+
+
+class SummaryBucket(Struct):
+    """Interval summaries whose interval starts in this bucket, summed."""
+
+    ts_utc: datetime
+    intervals: int
+    frames: int
+    detections_by_class: dict[str, int]
+    tracks_by_class: dict[str, int]  # distinct tracks per interval, summed over intervals
+    new_tracks_by_class: dict[str, int]  # tracks first seen: the objects of the bucket
+
+
+class SummarySeries(Struct):
+    """Interval summaries per bucket, empty buckets included."""
+
+    bucket: TrackBucket
+    since_utc: datetime
+    until_utc: datetime
+    classes: list[str]
+    buckets: list[SummaryBucket]
+
+
+class ZonesReport(Struct):
+    """`vision-stats zones --json`: occupancy now, and dwell over a time range."""
+
+    occupancy: list[ZoneOccupancy]
+    dwell_since_utc: datetime
+    dwell_until_utc: datetime
+    dwell: list[DwellStats]

@@ -9,7 +9,15 @@ import msgspec
 
 from vision_core.textsafe import safe_json, safe_text
 from vision_core.types import StatsEvent
-from vision_stats.models import ClassTotal, DoctorReport, Overview, PruneResult, SourceInfo
+from vision_stats.models import (
+    ClassTotal,
+    CountSeries,
+    DoctorReport,
+    Overview,
+    PruneResult,
+    SourceInfo,
+    ZonesReport,
+)
 
 
 def to_json(obj: object) -> str:
@@ -108,7 +116,13 @@ def sources_table(sources: list[SourceInfo]) -> str:
 
 
 def prune_line(result: PruneResult) -> str:
-    return f"deleted {result.events_deleted:,} events before {_ts(result.cutoff_utc)} UTC"
+    line = f"deleted {result.events_deleted:,} events before {_ts(result.cutoff_utc)} UTC"
+    if result.track_cutoff_utc is not None:
+        line += (
+            f", {result.track_events_deleted:,} tracking events before"
+            f" {_ts(result.track_cutoff_utc)} UTC"
+        )
+    return line
 
 
 def doctor_table(r: DoctorReport) -> str:
@@ -120,5 +134,72 @@ def doctor_table(r: DoctorReport) -> str:
         ("counts_json out of bounds (rewritten)", f"{r.bad_counts:,}"),
         ("repaired", "yes" if r.repaired else "no (--check)"),
         ("rollups rebuilt", "yes" if r.rollups_rebuilt else "no"),
+        ("tracking rows", f"{r.track_rows:,}"),
+        ("tracking rows unreadable (deleted)", f"{r.track_deleted:,}"),
+        ("tracking rows out of bounds (clamped)", f"{r.track_clamped:,}"),
     ]
     return table(("check", "result"), rows, {1})
+
+
+_BUCKET_FORMAT = {"minute": "%Y-%m-%d %H:%M", "hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d"}
+
+
+def counts_table(c: CountSeries) -> str:
+    """Crossings per bucket, line and class, then the totals of the range."""
+    fmt = _BUCKET_FORMAT[c.bucket]
+    span = f"{c.since_utc.strftime(fmt)} to {c.until_utc.strftime(fmt)} (UTC)"
+    if not c.rows:
+        return f"no crossings from {span}"
+    rows = [
+        (r.ts_utc.strftime(fmt), r.line, r.class_name, f"{r.in_:,}", f"{r.out:,}",
+         f"{r.in_ + r.out:,}")
+        for r in c.rows
+    ]  # fmt: skip
+    headers = ("time (UTC)", "line", "class", "in", "out", "total")
+    totals = [
+        (t.line, t.class_name, f"{t.in_:,}", f"{t.out:,}", f"{t.in_ + t.out:,}") for t in c.totals
+    ]
+    return (
+        f"crossings per {c.bucket}, {span}\n"
+        + table(headers, rows, {3, 4, 5})
+        + "\n\ntotal\n"
+        + table(("line", "class", "in", "out", "total"), totals, {2, 3, 4})
+    )
+
+
+def _sec(value: float) -> str:
+    return f"{value:,.1f}"
+
+
+def zones_table(r: ZonesReport) -> str:
+    """Occupancy now per source and zone, then dwell per zone and class."""
+    if r.occupancy:
+        rows = [
+            (
+                z.source_id,
+                z.zone,
+                f"{z.occupancy:,}",
+                ", ".join(f"{k} {n}" for k, n in sorted(z.by_class.items())) or "-",
+                f"{z.enters:,}",
+                f"{z.exits:,}",
+                f"{z.lost_exits:,}",
+                f"{z.reported_occupancy:,}",
+                _ts(z.last_event_utc),
+            )
+            for z in r.occupancy
+        ]
+        headers = ("source", "zone", "inside", "by class", "enters", "exits", "lost",
+                   "device says", "last event (UTC)")  # fmt: skip
+        now = "occupancy now\n" + table(headers, rows, {2, 4, 5, 6, 7})
+    else:
+        now = "no zone events"
+    span = f"{_ts(r.dwell_since_utc)} to {_ts(r.dwell_until_utc)} (UTC)"
+    if not r.dwell:
+        return f"{now}\n\nno zone exits from {span}"
+    dwell = [
+        (d.zone, d.class_name, f"{d.exits:,}", f"{d.lost_exits:,}", _sec(d.mean_sec),
+         _sec(d.p50_sec), _sec(d.p95_sec), _sec(d.max_sec))
+        for d in r.dwell
+    ]  # fmt: skip
+    titles = ("zone", "class", "exits", "lost", "mean s", "p50 s", "p95 s", "max s")
+    return f"{now}\n\ndwell, {span}\n" + table(titles, dwell, {2, 3, 4, 5, 6, 7})

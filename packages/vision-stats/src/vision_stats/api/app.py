@@ -28,6 +28,7 @@ from vision_core.web import API_KEY_HEADER, VisionWebPlugin
 from vision_stats import __version__
 from vision_stats.api.controllers import HealthController, IngestController, QueryController
 from vision_stats.api.dashboard import DashboardController, static_router
+from vision_stats.api.track import TrackIngestController, TrackQueryController
 from vision_stats.errors import StoreUnavailableError
 from vision_stats.settings import StatsSettings
 from vision_stats.store import StatsStore, open_store
@@ -107,10 +108,18 @@ def create_app(settings: StatsSettings, *, log: StructuredLogger | None = None) 
     state["events_total"] = web.metrics.counter(
         "events", "events received by outcome (stored, duplicate, rejected)", ("outcome",)
     )
+    state["track_events_total"] = web.metrics.counter(
+        "track_events",
+        "tracking events received by kind (crossing, zone, summary; unknown for a rejected"
+        " body) and outcome (stored, duplicate, rejected)",
+        ("kind", "outcome"),
+    )
     return Litestar(
         route_handlers=[
             IngestController,
             QueryController,
+            TrackIngestController,
+            TrackQueryController,
             HealthController,
             DashboardController,
             static_router,
@@ -124,7 +133,8 @@ def create_app(settings: StatsSettings, *, log: StructuredLogger | None = None) 
             title="vision-stats",
             version=__version__,
             description=(
-                "Statistics of the vision fleet: ingest StatsEvents, query totals. Errors are "
+                "Statistics of the vision fleet: ingest StatsEvents and tracking events "
+                "(line crossings, zone events, interval summaries), query totals. Errors are "
                 "`{status_code, detail, request_id, extra}`; the request id is also in the "
                 "X-Request-Id header and in the server log."
             ),

@@ -163,6 +163,136 @@
     xLabels(svg, buckets, series.bucket);
   }
 
+  const BUCKET_MS = { minute: 60e3, hour: 3600e3, day: 86400e3 };
+  const MAX_ZONE_ROWS = 25;
+
+  function legendOf(node, names) {
+    clear(node);
+    names.forEach((name, k) => {
+      const item = el("span");
+      item.appendChild(el("i", { class: `swatch ${classColor(k)}` }));
+      item.appendChild(document.createTextNode(name));
+      node.appendChild(item);
+    });
+  }
+
+  // crossings per bucket, stacked by "line / class" (in + out); the totals below
+  function drawCrossings(counts) {
+    const svg = $("chart-crossings");
+    const body = $("crossing-totals").tBodies[0];
+    clear(body);
+    for (const t of counts.totals) {
+      const tr = el("tr", { "data-line": t.line, "data-class": t.class_name });
+      tr.appendChild(el("td", {}, t.line));
+      tr.appendChild(el("td", {}, t.class_name));
+      tr.appendChild(el("td", { class: "num in" }, fmtInt(t.in)));
+      tr.appendChild(el("td", { class: "num out" }, fmtInt(t.out)));
+      tr.appendChild(el("td", { class: "num" }, fmtInt(t.in + t.out)));
+      body.appendChild(tr);
+    }
+    if (!counts.rows.length) {
+      legendOf($("legend-crossings"), []);
+      return emptyChart(svg, "no line crossings in this window");
+    }
+    clear(svg);
+    const width = BUCKET_MS[counts.bucket];
+    const start = Date.parse(counts.since_utc);
+    const n = Math.max(1, Math.round((Date.parse(counts.until_utc) - start) / width));
+    const keyTotal = new Map();
+    for (const r of counts.rows) {
+      const key = `${r.line} / ${r.class_name}`;
+      keyTotal.set(key, (keyTotal.get(key) || 0) + r.in + r.out);
+    }
+    const keys = [...keyTotal.keys()].sort((a, b) => keyTotal.get(b) - keyTotal.get(a) || (a < b ? -1 : 1));
+    const shown = keys.slice(0, MAX_CLASSES);
+    const cells = Array.from({ length: n }, () => new Map());
+    for (const r of counts.rows) {
+      const i = Math.floor((Date.parse(r.ts_utc) - start) / width);
+      if (i < 0 || i >= n) continue;
+      const key = `${r.line} / ${r.class_name}`;
+      const name = shown.includes(key) ? key : "other";
+      cells[i].set(name, (cells[i].get(name) || 0) + r.in + r.out);
+    }
+    // whole objects: at least 5 on the axis, so its five steps stay whole numbers
+    const max = Math.max(5, niceMax(Math.max(...cells.map((c) => [...c.values()].reduce((s, v) => s + v, 0)))));
+    yAxis(svg, max, (v) => fmtInt(Math.round(v)));
+    const plotW = W - PAD.l - PAD.r, plotH = H - PAD.t - PAD.b;
+    const bw = plotW / n;
+    const names = keys.length > MAX_CLASSES ? [...shown, "other"] : shown;
+    cells.forEach((cell, i) => {
+      let y = PAD.t + plotH;
+      names.forEach((name, k) => {
+        const v = cell.get(name) || 0;
+        if (!v) return;
+        const h = (plotH * v) / max;
+        y -= h;
+        const rect = el("svg:rect", { x: PAD.l + i * bw + bw * 0.1, y, width: Math.max(1, bw * 0.8), height: h, class: `bar ${classColor(k)}` });
+        rect.appendChild(el("svg:title", {}, `${fmtTime(new Date(start + i * width).toISOString())} ${name}: ${fmtInt(v)}`));
+        svg.appendChild(rect);
+      });
+    });
+    const buckets = Array.from({ length: n }, (_, i) => ({ ts_utc: new Date(start + i * width).toISOString() }));
+    xLabels(svg, buckets, counts.bucket === "minute" ? "minute" : "hour");
+    legendOf($("legend-crossings"), names);
+  }
+
+  // one line per zone: its occupancy (all classes) at the end of each bucket
+  function drawOccupancySeries(series) {
+    const svg = $("chart-occupancy");
+    const perZone = new Map();
+    for (const z of series.zones) {
+      const sum = perZone.get(z.zone) || new Array(series.buckets.length).fill(0);
+      z.occupancy.forEach((v, i) => { sum[i] += v; });
+      perZone.set(z.zone, sum);
+    }
+    // the fullest zones (highest peak in the window) get a line each
+    const peak = (z) => Math.max(...perZone.get(z));
+    const zones = [...perZone.keys()].sort((a, b) => peak(b) - peak(a) || (a < b ? -1 : 1)).slice(0, MAX_CLASSES);
+    legendOf($("legend-occupancy"), zones);
+    if (!zones.length) return emptyChart(svg, "no zone events yet");
+    clear(svg);
+    const max = Math.max(5, niceMax(Math.max(...zones.flatMap((z) => perZone.get(z)))));
+    yAxis(svg, max, (v) => fmtInt(Math.round(v)));
+    const plotW = W - PAD.l - PAD.r, plotH = H - PAD.t - PAD.b;
+    const bw = plotW / series.buckets.length;
+    zones.forEach((zone, k) => {
+      const d = perZone.get(zone).map((v, i) => `${i ? "L" : "M"}${(PAD.l + (i + 0.5) * bw).toFixed(1)},${(PAD.t + plotH - (plotH * v) / max).toFixed(1)}`).join(" ");
+      const path = el("svg:path", { d, class: `line line-zone s${Math.min(k, MAX_CLASSES)}`, "data-zone": zone });
+      path.appendChild(el("svg:title", {}, `${zone}: ${fmtInt(perZone.get(zone).at(-1))} now`));
+      svg.appendChild(path);
+    });
+    xLabels(svg, series.buckets.map((ts) => ({ ts_utc: ts })), series.bucket === "minute" ? "minute" : "hour");
+  }
+
+  function drawZonesNow(zones) {
+    const body = $("zones").tBodies[0];
+    clear(body);
+    if (!zones.length) {
+      body.appendChild(el("tr")).appendChild(el("td", { colspan: 9, class: "muted" }, "no zone events yet"));
+      return;
+    }
+    // a fleet has thousands: the fullest first, at most MAX_ZONE_ROWS
+    const rows = [...zones].sort((a, b) => b.occupancy - a.occupancy).slice(0, MAX_ZONE_ROWS);
+    for (const z of rows) {
+      const tr = el("tr", { "data-source": z.source_id, "data-zone": z.zone });
+      const byClass = Object.entries(z.by_class).map(([k, n]) => `${k} ${n}`).join(", ");
+      tr.appendChild(el("td", {}, z.source_id));
+      tr.appendChild(el("td", {}, z.zone));
+      tr.appendChild(el("td", { class: "num inside" }, fmtInt(z.occupancy)));
+      tr.appendChild(el("td", {}, byClass || "–"));
+      tr.appendChild(el("td", { class: "num" }, fmtInt(z.enters)));
+      tr.appendChild(el("td", { class: "num" }, fmtInt(z.exits)));
+      tr.appendChild(el("td", { class: "num" }, fmtInt(z.lost_exits)));
+      tr.appendChild(el("td", { class: "num" }, fmtInt(z.reported_occupancy)));
+      tr.appendChild(el("td", {}, fmtTime(z.last_event_utc)));
+      body.appendChild(tr);
+    }
+    if (zones.length > rows.length) {
+      const more = `${fmtInt(zones.length - rows.length)} more zones (vision-stats zones, or GET ${API}/track/occupancy)`;
+      body.appendChild(el("tr")).appendChild(el("td", { colspan: 9, class: "muted" }, more));
+    }
+  }
+
   function drawOverview(o) {
     $("ov-events").textContent = fmtInt(o.events_total);
     $("ov-detections").textContent = fmtInt(o.detections_total);
@@ -219,12 +349,15 @@
   async function refresh() {
     const [bucket, since] = $("window").value.split("|");
     try {
-      const [overview, classes, series, sources, recent] = await Promise.all([
+      const [overview, classes, series, sources, recent, counts, zonesNow, occupancy] = await Promise.all([
         getJSON("/overview"),
         getJSON("/classes?limit=20"),
         getJSON(`/series?bucket=${bucket}&since=${since}`),
         getJSON("/sources"),
         getJSON("/recent?limit=20"),
+        getJSON(`/track/counts?bucket=${bucket}&since=${since}`),
+        getJSON("/track/occupancy"),
+        getJSON(`/track/occupancy/series?bucket=${bucket}&since=${since}`),
       ]);
       drawOverview(overview);
       drawClasses(classes);
@@ -232,6 +365,9 @@
       drawLatency(series);
       drawSources(sources);
       drawRecent(recent);
+      drawCrossings(counts);
+      drawOccupancySeries(occupancy);
+      drawZonesNow(zonesNow);
       $("error").hidden = true;
       $("updated").textContent = `updated ${new Date().toISOString().slice(11, 19)} UTC, every ${refreshSec} s`;
       document.body.dataset.state = "ready";

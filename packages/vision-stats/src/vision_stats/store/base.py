@@ -20,16 +20,22 @@ from typing import NamedTuple
 
 import msgspec
 
-from vision_core.types import StatsEvent
+from vision_core.types import StatsEvent, TrackEvent
 from vision_stats.models import (
     Bucket,
     ClassTotal,
+    CountSeries,
     DoctorReport,
+    DwellStats,
     InsertResult,
     Overview,
     PruneResult,
     Series,
     SourceInfo,
+    SummarySeries,
+    TrackBucket,
+    ZoneOccupancy,
+    ZoneSeries,
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -228,6 +234,69 @@ class StatsStore(ABC):
     @abstractmethod
     def doctor(self, *, repair: bool = True) -> DoctorReport:
         """Find (and repair) rows no reader should meet; rebuild the rollups from events."""
+
+    # -- tracking events (crossings, zone events, interval summaries) ------------------
+
+    @abstractmethod
+    def insert_track_events(self, events: Iterable[TrackEvent]) -> InsertResult:
+        """Store a batch of crossings, zone events and summaries (kinds may be mixed) in
+        one transaction; an event whose (kind, event_id) is known is skipped."""
+
+    @abstractmethod
+    def track_counts(
+        self,
+        *,
+        bucket: TrackBucket = "hour",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        source: str | None = None,
+        line: str | None = None,
+        now: datetime | None = None,
+    ) -> CountSeries:
+        """Crossings per bucket, line, class and direction (default: the last 24 hours)."""
+
+    @abstractmethod
+    def zone_occupancy(
+        self, *, source: str | None = None, zone: str | None = None
+    ) -> list[ZoneOccupancy]:
+        """Objects inside each zone of each source now (enters - exits per class)."""
+
+    @abstractmethod
+    def zone_series(
+        self,
+        *,
+        bucket: TrackBucket = "hour",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        source: str | None = None,
+        zone: str | None = None,
+        now: datetime | None = None,
+    ) -> ZoneSeries:
+        """Enters, exits, dwell and occupancy at the end of each bucket, per zone and class."""
+
+    @abstractmethod
+    def dwell_stats(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        source: str | None = None,
+        zone: str | None = None,
+        now: datetime | None = None,
+    ) -> list[DwellStats]:
+        """Dwell per zone and class over the exits in [since, until) (default: last 24 h)."""
+
+    @abstractmethod
+    def summary_series(
+        self,
+        *,
+        bucket: TrackBucket = "hour",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        source: str | None = None,
+        now: datetime | None = None,
+    ) -> SummarySeries:
+        """Interval summaries per bucket: frames, detections, tracks, new tracks per class."""
 
     @abstractmethod
     def ping(self) -> None:

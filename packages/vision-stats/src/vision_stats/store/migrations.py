@@ -11,6 +11,11 @@ v2  rollups kept by every insert, in the same transaction: source_totals and
     minute_rollup and minute_class_rollup (time series and time-range totals: class
     totals are a GROUP BY over class rows, not a loop over events); backfilled from v1
     rows with the engine's JSON functions.
+v3  tracking events (`store/track_write.py`): crossings, zone_events, summaries (+ their
+    per-class rows, summary_classes), each one row per event_id, indexed by time and by
+    source (and line or zone) and time; hourly rollups kept by every insert: crossing_hour,
+    zone_hour, summary_hour, summary_class_hour; zone_state (enters, exits per source, zone
+    and class: occupancy now). New tables only: a v2 database keeps its rows untouched.
 
 Engine-specific fragments: $JSON_CLASSES (a FROM item giving j.key, j.value for each
 class of an `events` row) and $JSON_VALUE (j.value as an integer).
@@ -53,6 +58,41 @@ BACKFILL_ROLLUPS: tuple[str, ...] = (
        FROM events, $JSON_CLASSES WHERE $JSON_VALUE > 0
        GROUP BY {_MINUTE_OF_TS}, source_id, j.key""",
 )
+
+
+# floor of a microsecond column to its hour, also before 1970
+def hour_of(col: str) -> str:
+    return f"({col} - (({col} % 3600000000) + 3600000000) % 3600000000)"
+
+
+# The hourly tracking rollups and zone_state summed from the raw rows (v3 creates them
+# empty; `vision-stats doctor` rebuilds them with these).
+BACKFILL_TRACK_ROLLUPS: tuple[str, ...] = (
+    f"""INSERT INTO crossing_hour (bucket_us, source_id, line, class_name, direction, crossings)
+       SELECT {hour_of("ts_us")}, source_id, line, class_name, direction, COUNT(*)
+       FROM crossings WHERE direction IN ('in', 'out') GROUP BY 1, 2, 3, 4, 5""",
+    f"""INSERT INTO zone_hour (bucket_us, source_id, zone, class_name, enters, exits,
+                               lost_exits, dwell_sum, dwell_max)
+       SELECT {hour_of("ts_us")}, source_id, zone, class_name,
+              SUM(CASE WHEN action = 'enter' THEN 1 ELSE 0 END),
+              SUM(CASE WHEN action = 'exit' THEN 1 ELSE 0 END),
+              SUM(CASE WHEN action = 'exit' AND lost <> 0 THEN 1 ELSE 0 END),
+              SUM(CASE WHEN action = 'exit' THEN dwell_sec ELSE 0 END),
+              MAX(CASE WHEN action = 'exit' THEN dwell_sec ELSE 0 END)
+       FROM zone_events WHERE action IN ('enter', 'exit') GROUP BY 1, 2, 3, 4""",
+    """INSERT INTO zone_state (source_id, zone, class_name, enters, exits, lost_exits)
+       SELECT source_id, zone, class_name, SUM(enters), SUM(exits), SUM(lost_exits)
+       FROM zone_hour GROUP BY 1, 2, 3""",
+    f"""INSERT INTO summary_hour (bucket_us, source_id, intervals, frames)
+       SELECT {hour_of("start_us")}, source_id, COUNT(*), SUM(frames)
+       FROM summaries GROUP BY 1, 2""",
+    f"""INSERT INTO summary_class_hour (bucket_us, source_id, class_name, detections, tracks,
+                                        new_tracks)
+       SELECT {hour_of("start_us")}, source_id, class_name, SUM(detections), SUM(tracks),
+              SUM(new_tracks)
+       FROM summary_classes GROUP BY 1, 2, 3""",
+)
+TRACK_ROLLUPS = ("crossing_hour", "zone_hour", "zone_state", "summary_hour", "summary_class_hour")
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -107,6 +147,113 @@ MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (bucket_us, source_id, class_name)
             )""",
             *BACKFILL_ROLLUPS,
+        ),
+    ),
+    Migration(
+        3,
+        "tracking events: crossings, zone events, interval summaries and their hourly rollups",
+        (
+            """CREATE TABLE crossings (
+                event_id TEXT PRIMARY KEY,
+                ts_us BIGINT NOT NULL,
+                source_id TEXT NOT NULL,
+                line TEXT NOT NULL,
+                direction TEXT NOT NULL,
+                class_name TEXT NOT NULL,
+                track_id BIGINT NOT NULL,
+                model TEXT NOT NULL DEFAULT '',
+                frame_index BIGINT NOT NULL DEFAULT 0
+            )""",
+            "CREATE INDEX crossings_ts ON crossings (ts_us)",
+            "CREATE INDEX crossings_source_ts ON crossings (source_id, ts_us)",
+            """CREATE TABLE zone_events (
+                event_id TEXT PRIMARY KEY,
+                ts_us BIGINT NOT NULL,
+                source_id TEXT NOT NULL,
+                zone TEXT NOT NULL,
+                action TEXT NOT NULL,
+                class_name TEXT NOT NULL,
+                track_id BIGINT NOT NULL,
+                model TEXT NOT NULL DEFAULT '',
+                frame_index BIGINT NOT NULL DEFAULT 0,
+                dwell_sec DOUBLE PRECISION NOT NULL DEFAULT 0,
+                occupancy BIGINT NOT NULL DEFAULT 0,
+                lost SMALLINT NOT NULL DEFAULT 0
+            )""",
+            "CREATE INDEX zone_events_ts ON zone_events (ts_us)",
+            "CREATE INDEX zone_events_source_zone_ts ON zone_events (source_id, zone, ts_us)",
+            """CREATE TABLE summaries (
+                event_id TEXT PRIMARY KEY,
+                start_us BIGINT NOT NULL,
+                end_us BIGINT NOT NULL,
+                source_id TEXT NOT NULL,
+                frames BIGINT NOT NULL,
+                model TEXT NOT NULL DEFAULT ''
+            )""",
+            "CREATE INDEX summaries_start ON summaries (start_us)",
+            "CREATE INDEX summaries_source_start ON summaries (source_id, start_us)",
+            """CREATE TABLE summary_classes (
+                event_id TEXT NOT NULL,
+                class_name TEXT NOT NULL,
+                start_us BIGINT NOT NULL,
+                source_id TEXT NOT NULL,
+                detections BIGINT NOT NULL,
+                tracks BIGINT NOT NULL,
+                new_tracks BIGINT NOT NULL,
+                PRIMARY KEY (event_id, class_name)
+            )""",
+            "CREATE INDEX summary_classes_start ON summary_classes (start_us)",
+            "CREATE INDEX summary_classes_source_start ON summary_classes (source_id, start_us)",
+            """CREATE TABLE crossing_hour (
+                bucket_us BIGINT NOT NULL,
+                source_id TEXT NOT NULL,
+                line TEXT NOT NULL,
+                class_name TEXT NOT NULL,
+                direction TEXT NOT NULL,
+                crossings BIGINT NOT NULL,
+                PRIMARY KEY (bucket_us, source_id, line, class_name, direction)
+            )""",
+            "CREATE INDEX crossing_hour_source ON crossing_hour (source_id, line, bucket_us)",
+            """CREATE TABLE zone_hour (
+                bucket_us BIGINT NOT NULL,
+                source_id TEXT NOT NULL,
+                zone TEXT NOT NULL,
+                class_name TEXT NOT NULL,
+                enters BIGINT NOT NULL,
+                exits BIGINT NOT NULL,
+                lost_exits BIGINT NOT NULL,
+                dwell_sum DOUBLE PRECISION NOT NULL,
+                dwell_max DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (bucket_us, source_id, zone, class_name)
+            )""",
+            "CREATE INDEX zone_hour_source ON zone_hour (source_id, zone, bucket_us)",
+            """CREATE TABLE zone_state (
+                source_id TEXT NOT NULL,
+                zone TEXT NOT NULL,
+                class_name TEXT NOT NULL,
+                enters BIGINT NOT NULL,
+                exits BIGINT NOT NULL,
+                lost_exits BIGINT NOT NULL,
+                PRIMARY KEY (source_id, zone, class_name)
+            )""",
+            """CREATE TABLE summary_hour (
+                bucket_us BIGINT NOT NULL,
+                source_id TEXT NOT NULL,
+                intervals BIGINT NOT NULL,
+                frames BIGINT NOT NULL,
+                PRIMARY KEY (bucket_us, source_id)
+            )""",
+            "CREATE INDEX summary_hour_source ON summary_hour (source_id, bucket_us)",
+            """CREATE TABLE summary_class_hour (
+                bucket_us BIGINT NOT NULL,
+                source_id TEXT NOT NULL,
+                class_name TEXT NOT NULL,
+                detections BIGINT NOT NULL,
+                tracks BIGINT NOT NULL,
+                new_tracks BIGINT NOT NULL,
+                PRIMARY KEY (bucket_us, source_id, class_name)
+            )""",
+            "CREATE INDEX summary_class_hour_source ON summary_class_hour (source_id, bucket_us)",
         ),
     ),
 )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -28,6 +28,7 @@ from vision_stats.store.pool import ConnectionPool
 from vision_stats.store.rollups import POSTGRES_SAT_ADD, TEMP_TABLES, NewRows
 from vision_stats.store.series import percentiles_in_sql
 from vision_stats.store.sql import Cursor, SqlStore
+from vision_stats.store.track_write import Table
 
 T = TypeVar("T")
 _COLS = ", ".join(EVENT_COLUMNS)
@@ -65,6 +66,7 @@ class PostgresStore(SqlStore):
     wide_sum = "SUM"  # of BIGINT: NUMERIC, no overflow
     sat_add = POSTGRES_SAT_ADD
     percentiles = staticmethod(percentiles_in_sql)
+    dwell_in_sql = True
 
     def __init__(
         self,
@@ -148,6 +150,27 @@ class PostgresStore(SqlStore):
         if len(new_ids) < len(rows):  # keep only the new rows staged, for the rollups
             cur.execute("DELETE FROM stage_events WHERE NOT (event_id = ANY(%s))", (list(new_ids),))
         return new_ids, NewRows("stage_events AS events", "TRUE", ())
+
+    @staticmethod
+    def _unnest_sql(table: Table) -> str:
+        """INSERT ... SELECT FROM unnest(one array per column): a whole batch in one
+        statement and one round trip."""
+        cols = ", ".join(table.names)
+        arrays = ", ".join(f"%s::{pg_type}[]" for _, pg_type in table.columns)
+        return (
+            f"INSERT INTO {table.name} ({cols}) SELECT * FROM unnest({arrays}) AS u({cols})"
+            " ORDER BY 1 ON CONFLICT DO NOTHING"
+        )
+
+    def _insert_new(self, cur: Cursor, table: Table, rows: list[tuple[Any, ...]]) -> set[str]:
+        cur.execute(
+            self._unnest_sql(table) + " RETURNING event_id",
+            [list(c) for c in zip(*rows, strict=True)],
+        )
+        return {r[0] for r in cur.fetchall()}
+
+    def _insert_all(self, cur: Cursor, table: Table, rows: list[tuple[Any, ...]]) -> None:
+        cur.execute(self._unnest_sql(table), [list(c) for c in zip(*rows, strict=True)])
 
     def _lock_schema(self, cur: Cursor) -> None:
         cur.execute(_SCHEMA_LOCK)

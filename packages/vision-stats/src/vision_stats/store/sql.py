@@ -19,21 +19,28 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from vision_core.types import StatsEvent
+from vision_core.types import StatsEvent, TrackEvent
 from vision_stats.errors import InvalidQueryError
 from vision_stats.models import (
     Bucket,
     ClassTotal,
+    CountSeries,
     DoctorReport,
+    DwellStats,
     InsertResult,
     Overview,
     PruneResult,
     Series,
     SourceInfo,
+    SummarySeries,
+    TrackBucket,
+    ZoneOccupancy,
+    ZoneSeries,
 )
 from vision_stats.store.base import (
     BUCKET_US,
     EVENT_COLUMNS,
+    HOUR_US,
     MAX_BUCKETS,
     MAX_LIMIT,
     MINUTE_US,
@@ -58,6 +65,16 @@ from vision_stats.store.rollups import (
     prune_before,
 )
 from vision_stats.store.series import Percentiles, percentiles_in_python, read_series
+from vision_stats.store.track_doctor import run_track_doctor
+from vision_stats.store.track_read import (
+    read_counts,
+    read_dwell,
+    read_occupancy,
+    read_summaries,
+    read_zone_series,
+    window,
+)
+from vision_stats.store.track_write import Table, insert_track_events, prune_track_before
 
 T = TypeVar("T")
 Cursor = Any  # sqlite3.Cursor or psycopg.Cursor: the DB-API subset both share
@@ -143,6 +160,8 @@ class SqlStore(StatsStore):
     wide_sum = "TOTAL"
     #: a + b saturated at the int64 maximum, for the rollup upserts
     sat_add = SQLITE_SAT_ADD
+    #: dwell percentiles by the database (percentile_disc) rather than sorted in Python
+    dwell_in_sql = False
 
     def _q(self, sql: str) -> str:
         """The engine's spelling of a `?`-placeholder statement."""
@@ -159,6 +178,14 @@ class SqlStore(StatsStore):
     @abstractmethod
     def _insert_events(self, cur: Cursor, rows: list[EventRow]) -> tuple[set[str], NewRows]:
         """Insert the rows whose event_id is new; return those event_ids and where they are."""
+
+    @abstractmethod
+    def _insert_new(self, cur: Cursor, table: Table, rows: list[tuple[Any, ...]]) -> set[str]:
+        """Insert the rows (event_id first, sorted) whose event_id is new; return those ids."""
+
+    @abstractmethod
+    def _insert_all(self, cur: Cursor, table: Table, rows: list[tuple[Any, ...]]) -> None:
+        """Insert every row (a conflict with a stored row is skipped)."""
 
     def _lock_schema(self, cur: Cursor) -> None:
         """Keep two processes from migrating at once (SQLite: BEGIN IMMEDIATE does)."""
@@ -218,9 +245,31 @@ class SqlStore(StatsStore):
     def _dialect(self) -> Dialect:
         return Dialect(self._q, self.greatest, self.json_classes, self.json_value, self.sat_add)
 
+    def insert_track_events(self, events: Iterable[TrackEvent]) -> InsertResult:
+        batch = list(events)
+        if not batch:
+            return InsertResult(0, 0, 0, [], [])
+        return self._transact(
+            lambda cur: insert_track_events(
+                cur, batch, self._dialect(), self._insert_new, self._insert_all
+            )
+        )
+
     def doctor(self, *, repair: bool = True) -> DoctorReport:
-        report = self._transact(lambda cur: run_doctor(cur, self._dialect(), repair=repair))
-        return DoctorReport(self.engine, *report, repaired=repair, rollups_rebuilt=repair)
+        def run(cur: Cursor) -> DoctorReport:
+            report = run_doctor(cur, self._dialect(), repair=repair)
+            rows, deleted, clamped = run_track_doctor(cur, self._q, repair=repair)
+            return DoctorReport(
+                self.engine,
+                *report,
+                repaired=repair,
+                rollups_rebuilt=repair,
+                track_rows=rows,
+                track_deleted=deleted,
+                track_clamped=clamped,
+            )
+
+        return self._transact(run)
 
     def prune(self, older_than: timedelta, *, now: datetime | None = None) -> PruneResult:
         if older_than <= timedelta(0):
@@ -228,10 +277,15 @@ class SqlStore(StatsStore):
                 f"older_than: expected a positive duration, got {older_than}", field="older_than"
             )
         cutoff = floor_to(to_us((now or datetime.now(UTC)) - older_than), MINUTE_US)
-        deleted = self._transact(
-            lambda cur: prune_before(cur, cutoff, q=self._q, wide_sum=self.wide_sum)
-        )
-        return PruneResult(from_us(cutoff), deleted)
+        track_cutoff = floor_to(cutoff, HOUR_US)  # the tracking rollups are hourly
+
+        def run(cur: Cursor) -> tuple[int, int]:
+            deleted = prune_before(cur, cutoff, q=self._q, wide_sum=self.wide_sum)
+            track = prune_track_before(cur, track_cutoff, q=self._q, wide_sum=self.wide_sum)
+            return deleted, track
+
+        deleted, track = self._transact(run)
+        return PruneResult(from_us(cutoff), deleted, from_us(track_cutoff), track)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -430,4 +484,74 @@ class SqlStore(StatsStore):
             lambda cur: read_series(
                 cur, self._q, bucket, start, count, source, self.percentiles, self.wide_sum
             )
+        )
+
+    # -- tracking reads ----------------------------------------------------------------
+
+    def track_counts(
+        self,
+        *,
+        bucket: TrackBucket = "hour",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        source: str | None = None,
+        line: str | None = None,
+        now: datetime | None = None,
+    ) -> CountSeries:
+        start, count, _ = window(bucket, since, until, now or datetime.now(UTC))
+        return self._read(
+            lambda cur: read_counts(cur, self._q, self.wide_sum, bucket, start, count, source, line)
+        )
+
+    def zone_occupancy(
+        self, *, source: str | None = None, zone: str | None = None
+    ) -> list[ZoneOccupancy]:
+        return self._read(lambda cur: read_occupancy(cur, self._q, source, zone))
+
+    def zone_series(
+        self,
+        *,
+        bucket: TrackBucket = "hour",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        source: str | None = None,
+        zone: str | None = None,
+        now: datetime | None = None,
+    ) -> ZoneSeries:
+        start, count, _ = window(bucket, since, until, now or datetime.now(UTC))
+        return self._read(
+            lambda cur: read_zone_series(
+                cur, self._q, self.wide_sum, bucket, start, count, source, zone
+            )
+        )
+
+    def dwell_stats(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        source: str | None = None,
+        zone: str | None = None,
+        now: datetime | None = None,
+    ) -> list[DwellStats]:
+        end = until or now or datetime.now(UTC)
+        start = since if since is not None else end - timedelta(hours=24)
+        lo, hi = _span(start, end)
+        assert lo is not None and hi is not None
+        return self._read(
+            lambda cur: read_dwell(cur, self._q, lo, hi, source, zone, in_sql=self.dwell_in_sql)
+        )
+
+    def summary_series(
+        self,
+        *,
+        bucket: TrackBucket = "hour",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        source: str | None = None,
+        now: datetime | None = None,
+    ) -> SummarySeries:
+        start, count, _ = window(bucket, since, until, now or datetime.now(UTC))
+        return self._read(
+            lambda cur: read_summaries(cur, self._q, self.wide_sum, bucket, start, count, source)
         )

@@ -17,13 +17,14 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from vision_stats.errors import StoreError, StoreNotFoundError, StoreUnavailableError
 from vision_stats.store.base import EVENT_COLUMNS, EventRow
 from vision_stats.store.pool import ConnectionPool
 from vision_stats.store.rollups import TEMP_TABLES, NewRows
 from vision_stats.store.sql import Cursor, SqlStore
+from vision_stats.store.track_write import Table
 
 T = TypeVar("T")
 _WAL_CHECKPOINT_PAGES = 10_000
@@ -136,6 +137,25 @@ class SqliteStore(SqlStore):
         cur.execute("SELECT event_id FROM events WHERE rowid > ?", (mark,))
         new_ids = {r[0] for r in cur.fetchall()}
         return new_ids, NewRows("events NOT INDEXED", "events.rowid > ?", (mark,))
+
+    @staticmethod
+    def _insert_sql(table: Table) -> str:
+        cols = table.names
+        return (
+            f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+            " ON CONFLICT DO NOTHING"
+        )
+
+    def _insert_new(self, cur: Cursor, table: Table, rows: list[tuple[Any, ...]]) -> set[str]:
+        # as _insert_events: the rows above the rowid mark are this transaction's
+        cur.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {table.name}")
+        mark = int(cur.fetchone()[0])
+        cur.executemany(self._insert_sql(table), rows)
+        cur.execute(f"SELECT event_id FROM {table.name} WHERE rowid > ?", (mark,))
+        return {r[0] for r in cur.fetchall()}
+
+    def _insert_all(self, cur: Cursor, table: Table, rows: list[tuple[Any, ...]]) -> None:
+        cur.executemany(self._insert_sql(table), rows)
 
     def integrity_check(self) -> str:
         """`ok`, or SQLite's list of problems."""
