@@ -19,7 +19,7 @@ from tests.fixtures.poison import bodies, fuzz
 from vision_core.secrets import Secret
 from vision_core.types import MAX_DETECTIONS, MAX_FRAME_INDEX, StatsEvent
 from vision_stats.api import create_app
-from vision_stats.api.controllers import decode_events
+from vision_stats.decode import decode_events
 from vision_stats.errors import InvalidEventsError, MalformedBodyError
 from vision_stats.settings import StatsSettings
 

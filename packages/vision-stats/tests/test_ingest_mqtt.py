@@ -114,7 +114,8 @@ def test_bad_messages_are_counted_dropped_and_logged_and_the_consumer_goes_on(
         (frame, b"{not json"),
         (frame, b'[{"event_id": "x"}]'),  # missing fields
         (frame, b"[]"),
-        (f"{topic_prefix}/cam-01/events/crossing", _enc.encode([make_event(1)])),
+        (f"{topic_prefix}/cam-01/events/crossing", _enc.encode([make_event(1)])),  # wrong kind
+        (f"{topic_prefix}/cam-01/events/heatmap", _enc.encode([make_event(2)])),  # no such kind
     ]
     with _running(ingest), _publisher(mqtt_broker) as pub:
         for topic, payload in bad:
@@ -122,12 +123,12 @@ def test_bad_messages_are_counted_dropped_and_logged_and_the_consumer_goes_on(
         _publish(pub, frame, _enc.encode([make_event(i) for i in range(5)]))
         wait_for(lambda: ingest.figures.stored_total == 5, 20, "the good batch")
     f = ingest.figures
-    assert (f.malformed_total, f.unknown_kind_total, f.stored_total) == (3, 1, 5)
+    assert (f.malformed_total, f.unknown_kind_total, f.stored_total) == (4, 1, 5)
     lines = [r for r in read_jsonl(log_path) if r["event"].startswith("ingest.")]
     malformed = [r for r in lines if r["event"] == "ingest.malformed"]
-    assert malformed and "not JSON" in malformed[0]["message"]
+    assert malformed and "not valid JSON" in malformed[0]["message"]
     summary = next(r for r in lines if r["event"] == "ingest.summary")
-    assert summary["malformed_total"] == 3 and summary["unknown_kind_total"] == 1
+    assert summary["malformed_total"] == 4 and summary["unknown_kind_total"] == 1
 
 
 def test_two_workers_of_a_group_split_the_stream_and_store_each_event_once(
@@ -203,3 +204,42 @@ def test_the_command_refuses_a_bad_group_with_exit_2_naming_the_key(tmp_path: Pa
 
 def test_the_subscription_is_shared_by_the_group() -> None:
     assert subscription("ingest", "fleet/eu") == "$share/ingest/fleet/eu/+/events/#"
+
+
+def test_tracking_events_are_stored_and_checked_like_the_http_ones(
+    store: StatsStore, mqtt_broker: Broker, topic_prefix: str
+) -> None:
+    """Crossings, zone events and summaries published by a device are stored (idempotent,
+    as over HTTP); a body the HTTP API would refuse (a time far outside the window) is
+    dropped as malformed, never stored, and the consumer goes on."""
+    from datetime import UTC, datetime, timedelta
+
+    from vision_core.types import CrossingEvent, IntervalSummary, ZoneEvent
+
+    now = datetime.now(UTC)
+    crossings = [
+        CrossingEvent(event_id=f"x-{i}", ts_utc=now, source_id="cam-01", line="gate",
+                      direction="in" if i % 3 else "out", class_name="car", track_id=i)
+        for i in range(6)
+    ]  # fmt: skip
+    zone = ZoneEvent(event_id="z-1", ts_utc=now, source_id="cam-01", zone="dock",
+                     action="enter", class_name="car", track_id=1, occupancy=1)  # fmt: skip
+    summary = IntervalSummary(event_id="s-1", start_utc=now - timedelta(seconds=60),
+                              end_utc=now, source_id="cam-01", frames=900,
+                              detections_by_class={"car": 40})  # fmt: skip
+    stale = CrossingEvent(event_id="x-old", ts_utc=datetime(1990, 1, 1, tzinfo=UTC),
+                          source_id="cam-01", line="gate", direction="in",
+                          class_name="car", track_id=99)  # fmt: skip
+    ingest = MqttIngest(store, _settings(mqtt_broker, topic_prefix, f"{topic_prefix}-t"))
+    base = f"{topic_prefix}/cam-01/events"
+    with _running(ingest), _publisher(mqtt_broker) as pub:
+        _publish(pub, f"{base}/crossing", _enc.encode(crossings))
+        _publish(pub, f"{base}/zone", _enc.encode([zone]))
+        _publish(pub, f"{base}/summary", _enc.encode([summary]))
+        _publish(pub, f"{base}/crossing", _enc.encode(crossings[:2]))  # a re-delivery
+        _publish(pub, f"{base}/crossing", _enc.encode([stale]))
+        wait_for(lambda: ingest.figures.messages_total == 5, 20, "5 messages")
+    f = ingest.figures
+    assert (f.stored_total, f.duplicates_total, f.malformed_total) == (8, 2, 1)
+    totals = {(t.line, t.class_name): (t.in_, t.out) for t in store.track_counts().totals}
+    assert totals == {("gate", "car"): (4, 2)}

@@ -20,10 +20,14 @@ Nothing is lost, nothing counts twice:
 - The broker sends at most `stats.mqtt.receive_maximum` unacknowledged messages, which
   bounds the worker's memory and the size of a batch.
 
-What is dropped (acknowledged, counted, logged; the consumer goes on): a payload that is
-not a StatsEvent or a JSON array of them (`malformed_total`), a topic outside the layout or
-of a kind this store does not hold (`unknown_kind_total`), and an event the database
-refuses even alone (`rejected_total`: the batch is split to find it). A database that is
+Every kind the store holds is taken: `frame` (a StatsEvent or a JSON array of them) and
+the tracking events `crossing`, `zone`, `summary` (a JSON array, tagged by `kind`), checked
+by the same decoders as the HTTP API (`vision_stats.decode`: bounds, the time window).
+
+What is dropped (acknowledged, counted, logged; the consumer goes on): a payload that
+fails those checks (`malformed_total`), a topic outside the layout or of a kind no store
+holds (`unknown_kind_total`), and an event the database refuses even alone
+(`rejected_total`: the batch is split to find it). A database that is
 down (StoreUnavailableError) is waited for with backoff: nothing is acknowledged meanwhile.
 
 A broker restart is survived when the broker persists its sessions (Mosquitto:
@@ -44,16 +48,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from vision_core.errors import ConfigError
 from vision_core.logging import StructuredLogger
 from vision_core.net.mqtt import BrokerLink, check_topic_level, check_topic_prefix
 from vision_core.net.retry import Backoff
 from vision_core.secrets import Secret, resolve_secret, scrub
 from vision_core.stats import FRAME_KIND
-from vision_core.types import StatsEvent
-from vision_stats.errors import StoreError, StoreUnavailableError
+from vision_core.types import StatsEvent, TrackEvent
+from vision_stats.decode import decode_events, decode_track_events
+from vision_stats.errors import (
+    InvalidEventsError,
+    MalformedBodyError,
+    StoreError,
+    StoreUnavailableError,
+)
+from vision_stats.settings import StatsSettings
 from vision_stats.store import StatsStore
 
 if TYPE_CHECKING:
@@ -62,10 +71,9 @@ if TYPE_CHECKING:
 
 __all__ = ["IngestFigures", "IngestSettings", "MqttIngest", "subscription"]
 
-MAX_EVENTS_PER_MESSAGE = 10_000  # as the HTTP API's max_batch
 PROGRESS_EVERY_SEC = 10.0
 _DROP_LOG_EVERY_SEC = 1.0
-_decoder = msgspec.json.Decoder(StatsEvent | list[StatsEvent])
+TRACK_KINDS = frozenset({"crossing", "zone", "summary"})
 
 
 def subscription(group: str, prefix: str) -> str:
@@ -82,6 +90,7 @@ class IngestSettings:
     client_id: str
     group: str
     password: Secret = field(default_factory=lambda: Secret("", ""))
+    checks: StatsSettings = field(default_factory=StatsSettings)  # bounds, as the HTTP API
 
     @classmethod
     def from_config(
@@ -102,6 +111,7 @@ class IngestSettings:
             password=resolve_secret(
                 m.password_env, key_path="stats.mqtt.password_env", environ=environ
             ),
+            checks=StatsSettings(max_ts_skew_days=cfg.stats.max_ts_skew_days),
         )
         check_topic_level(settings.group, "stats.mqtt.group")
         check_topic_prefix(m.topic_prefix, "stats.mqtt.topic_prefix")
@@ -175,6 +185,7 @@ class _Message:
 class _Decoded:
     message: _Message
     events: list[StatsEvent]
+    track_events: list[TrackEvent] = field(default_factory=list)
 
 
 class MqttIngest:
@@ -337,25 +348,17 @@ class MqttIngest:
         if kind is None:
             self._drop(m, "unknown_kind", "the topic is not <prefix>/<device>/events/<kind>")
             return None
-        if kind != FRAME_KIND:
-            self._drop(m, "unknown_kind", f"events of kind {kind!r} are not stored here yet")
-            return None
+        checks = self.settings.checks
         try:
-            data = _decoder.decode(m.payload)
-        except msgspec.ValidationError as exc:
-            self._drop(m, "malformed", f"not a StatsEvent: {exc}")
+            if kind == FRAME_KIND:
+                return _Decoded(m, decode_events(m.payload, checks))
+            if kind in TRACK_KINDS:
+                return _Decoded(m, [], decode_track_events(m.payload, checks))
+        except (InvalidEventsError, MalformedBodyError) as exc:
+            self._drop(m, "malformed", str(exc))
             return None
-        except msgspec.DecodeError as exc:
-            self._drop(m, "malformed", f"not JSON: {exc}")
-            return None
-        events = [data] if isinstance(data, StatsEvent) else data
-        if not events:
-            self._drop(m, "malformed", "an empty list")
-            return None
-        if len(events) > MAX_EVENTS_PER_MESSAGE:
-            self._drop(m, "malformed", f"{len(events)} events, more than {MAX_EVENTS_PER_MESSAGE}")
-            return None
-        return _Decoded(m, events)
+        self._drop(m, "unknown_kind", f"no store holds events of kind {kind!r}")
+        return None
 
     def _kind(self, topic: str) -> str | None:
         head = self.prefix + "/"
@@ -394,17 +397,24 @@ class MqttIngest:
 
     def _insert(self, good: list[_Decoded]) -> None:
         events = [ev for d in good for ev in d.events]
+        tracks = [ev for d in good for ev in d.track_events]
         t0 = time.perf_counter()
+        stored = duplicates = 0
         try:
-            result = self.store.insert(events)
+            results = [
+                *([self.store.insert(events)] if events else []),
+                *([self.store.insert_track_events(tracks)] if tracks else []),
+            ]
+            stored = sum(r.stored for r in results)
+            duplicates = sum(r.duplicates for r in results)
         finally:
             self.figures.store_sec += time.perf_counter() - t0
         now = datetime.now(UTC)
         f = self.figures
         f.batches_total += 1
-        f.events_total += len(events)
-        f.stored_total += result.stored
-        f.duplicates_total += result.duplicates
+        f.events_total += len(events) + len(tracks)
+        f.stored_total += stored
+        f.duplicates_total += duplicates
         for ev in events:
             f.delay_ms.add((now - ev.ts_utc).total_seconds() * 1000.0)
 

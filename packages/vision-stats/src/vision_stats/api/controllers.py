@@ -10,18 +10,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Controller, Request, get, post
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.openapi.spec import Operation, RequestBody, Schema
 from litestar.params import JSONBody, QueryParameter
 
-from vision_core.errors import FieldBoundsError
 from vision_core.textsafe import SAFE_TEXT_PATTERN, is_safe_text
-from vision_core.types import MAX_NAME, StatsEvent, check_event, describe_validation_error
+from vision_core.types import MAX_NAME, StatsEvent
 from vision_core.web import API_KEY_HEADER, api_key_guard, error_responses, has_valid_key
 from vision_stats import __version__
+from vision_stats.decode import decode_events
 from vision_stats.errors import InvalidEventsError, InvalidQueryError, MalformedBodyError
 from vision_stats.models import (
     Bucket,
@@ -41,7 +40,6 @@ MAX_BATCH = 10_000  # StatsSettings.max_batch
 # long one gets its own message (and max_batch may be lower than the documented bound)
 EventsBody = StatsEvent | list[StatsEvent]
 Store = NamedDependency[StatsStore]  # opened in the lifespan, see app.py
-_decoder = msgspec.json.Decoder(StatsEvent | list[StatsEvent])
 
 Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="most rows returned")]
 Source = Annotated[
@@ -98,47 +96,6 @@ def _source(source: str | None) -> str | None:
             field="source",
         )
     return source
-
-
-def decode_events(
-    body: bytes, settings: StatsSettings, *, now: datetime | None = None
-) -> list[StatsEvent]:
-    """The events of an ingest body, strictly checked, or the error naming the first problem.
-
-    400 for a body that is not JSON (or not UTF-8); 422 naming the index and field of the
-    first bad event (`$[3].latency_ms`, `$[0].ts_utc` for a time outside
-    stats.max_ts_skew_days), for an empty list, or for more than max_batch events.
-    """
-    try:
-        data = _decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        message, field = describe_validation_error(exc)
-        raise InvalidEventsError(
-            f"invalid event at {field}: {message}; nothing was stored", field=field, stored=0
-        ) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise MalformedBodyError(
-            f"the body is not valid JSON ({exc}); nothing was stored", stored=0
-        ) from None
-    events = [data] if isinstance(data, StatsEvent) else data
-    if not events:
-        raise InvalidEventsError("the body is an empty list: send one event or a list", stored=0)
-    if len(events) > settings.max_batch:
-        raise InvalidEventsError(
-            f"{len(events)} events in one request, more than {settings.max_batch}: split the batch",
-            stored=0,
-        )
-    single = isinstance(data, StatsEvent)
-    for i, ev in enumerate(events):
-        try:
-            check_event(ev, max_skew=settings.max_ts_skew, now=now, at="$" if single else f"$[{i}]")
-        except FieldBoundsError as exc:
-            raise InvalidEventsError(
-                f"invalid event at {exc.field}: {exc.message}; nothing was stored",
-                field=exc.field,
-                stored=0,
-            ) from None
-    return events
 
 
 async def validate_events(request: Request[Any, Any, Any]) -> None:

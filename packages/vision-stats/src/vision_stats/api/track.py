@@ -30,6 +30,7 @@ from vision_stats.api.controllers import (
     _range,
     _source,
 )
+from vision_stats.decode import decode_track_events, kind_of
 from vision_stats.errors import InvalidEventsError, InvalidQueryError, MalformedBodyError
 from vision_stats.models import (
     CountSeries,
@@ -41,7 +42,6 @@ from vision_stats.models import (
     ZoneSeries,
 )
 from vision_stats.settings import StatsSettings
-from vision_stats.track_events import decode_track_events, kind_of
 
 TrackBatch = Annotated[list[TrackEvent], Meta(min_length=1, max_length=MAX_BATCH)]
 

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from vision_core.types import CrossingEvent, IntervalSummary, TrackEvent, ZoneEvent
+from vision_stats.decode import kind_of
 from vision_stats.models import InsertResult
 from vision_stats.store.base import HOUR_US, floor_to, sat, to_us
 from vision_stats.store.rollups import Dialect
-from vision_stats.track_events import kind_of
 
 Cursor = Any
 

@@ -1,5 +1,10 @@
-"""Tracking-event bodies, checked: the one decoder of every ingest path (HTTP, and any
-other transport that receives the same JSON array). Imports no web stack.
+"""Event bodies, checked: the one decoder of every ingest path (the HTTP API and the MQTT
+ingest receive the same JSON). Imports no web stack.
+
+- `decode_events`: a StatsEvent or a JSON array of them (`POST /api/v1/stats/events`,
+  MQTT topic `.../events/frame`);
+- `decode_track_events`: a JSON array of tracking events, crossing / zone / summary by
+  their `kind` tag (`POST /api/v1/stats/track-events`, MQTT `.../events/<kind>`).
 
 Bounds come from the structs (`vision_core.types`: lengths, ranges, no control
 characters, unknown fields refused); what a struct cannot say is checked here: the times
@@ -18,18 +23,21 @@ from vision_core.errors import FieldBoundsError
 from vision_core.types import (
     CrossingEvent,
     IntervalSummary,
+    StatsEvent,
     TrackEvent,
     ZoneEvent,
+    check_event,
     check_timestamp,
     describe_validation_error,
 )
 from vision_stats.errors import InvalidEventsError, MalformedBodyError
 from vision_stats.settings import StatsSettings
 
-__all__ = ["check_track_event", "decode_track_events", "kind_of"]
+__all__ = ["check_track_event", "decode_events", "decode_track_events", "kind_of"]
 
 # any list: an empty or a long one gets its own message
-_decoder = msgspec.json.Decoder(list[TrackEvent])
+_track_decoder = msgspec.json.Decoder(list[TrackEvent])
+_frame_decoder = msgspec.json.Decoder(StatsEvent | list[StatsEvent])
 
 
 def kind_of(ev: TrackEvent) -> str:
@@ -56,13 +64,54 @@ def check_track_event(
         check_timestamp(ev.ts_utc, field=f"{at}.ts_utc", max_skew=max_skew, now=now)
 
 
+def decode_events(
+    body: bytes, settings: StatsSettings, *, now: datetime | None = None
+) -> list[StatsEvent]:
+    """The events of an ingest body, strictly checked, or the error naming the first problem.
+
+    400 for a body that is not JSON (or not UTF-8); 422 naming the index and field of the
+    first bad event (`$[3].latency_ms`, `$[0].ts_utc` for a time outside
+    stats.max_ts_skew_days), for an empty list, or for more than max_batch events.
+    """
+    try:
+        data = _frame_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        message, field = describe_validation_error(exc)
+        raise InvalidEventsError(
+            f"invalid event at {field}: {message}; nothing was stored", field=field, stored=0
+        ) from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise MalformedBodyError(
+            f"the body is not valid JSON ({exc}); nothing was stored", stored=0
+        ) from None
+    events = [data] if isinstance(data, StatsEvent) else data
+    if not events:
+        raise InvalidEventsError("the body is an empty list: send one event or a list", stored=0)
+    if len(events) > settings.max_batch:
+        raise InvalidEventsError(
+            f"{len(events)} events in one request, more than {settings.max_batch}: split the batch",
+            stored=0,
+        )
+    single = isinstance(data, StatsEvent)
+    for i, ev in enumerate(events):
+        try:
+            check_event(ev, max_skew=settings.max_ts_skew, now=now, at="$" if single else f"$[{i}]")
+        except FieldBoundsError as exc:
+            raise InvalidEventsError(
+                f"invalid event at {exc.field}: {exc.message}; nothing was stored",
+                field=exc.field,
+                stored=0,
+            ) from None
+    return events
+
+
 def decode_track_events(
     body: bytes, settings: StatsSettings, *, now: datetime | None = None
 ) -> list[TrackEvent]:
     """The events of a track-events body, strictly checked, or the error naming the first
     problem (400: not JSON; 422: `$[3].direction`, `$[0].kind`, an empty or long list)."""
     try:
-        events = _decoder.decode(body)
+        events = _track_decoder.decode(body)
     except msgspec.ValidationError as exc:
         message, field = describe_validation_error(exc)
         raise InvalidEventsError(
