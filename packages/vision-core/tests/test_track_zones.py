@@ -97,3 +97,18 @@ def test_points_in_a_concave_polygon() -> None:
         False,
         False,
     ]
+
+
+def test_closing_the_source_lets_every_occupant_leave() -> None:
+    """A run that ends (or a device that restarts) with objects inside: each gets a lost
+    exit at the time it was last seen inside, so occupancy kept from events returns to 0."""
+    frames = [[Obs(1, 150, x=IN), Obs(2, 150, x=IN + 20, class_id=1)] for _ in range(6)]
+    zc, _ = run(frames)
+    assert zc.occupancy() == {"dock": 2}
+    exits = zc.close()
+    assert sorted((e.track_id, e.action, e.lost) for e in exits) == [
+        (1, "exit", True),
+        (2, "exit", True),
+    ]
+    assert all(e.ts == 5.0 and e.dwell_sec == pytest.approx(5.0) for e in exits)
+    assert zc.occupancy() == {"dock": 0} and zc.close() == []

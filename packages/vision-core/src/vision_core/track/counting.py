@@ -122,5 +122,13 @@ class SourceTracking:
         return FrameTracks(batch, events)
 
     def close(self) -> list[TrackEvent]:
-        """At the end of the source: the last, partial summary."""
-        return list(self.summariser.flush()) if self.summariser is not None else []
+        """At the end of the source: a lost exit for every object still inside a zone (so
+        occupancy kept from the events does not drift up with every restart), and the last,
+        partial summary."""
+        events: list[TrackEvent] = [
+            zone_event(z, source_id=self.source_id, model=self.model)
+            for z in self.counter.zones.close()
+        ]
+        if self.summariser is not None:
+            events.extend(self.summariser.flush())
+        return events

@@ -212,6 +212,11 @@ class ZoneCounter:
             self._ints[row] = 0
         return out
 
+    def close(self) -> list[ZoneTransition]:
+        """The source ended: every object still inside a zone leaves it (a lost exit at the
+        time it was last seen inside), so occupancy kept from the events returns to 0."""
+        return self._forget(2**62)
+
     def dwell_now(self, ts: float) -> list[tuple[str, int, str, float]]:
         """(zone, track id, class, seconds inside so far) of every occupant."""
         out = []
