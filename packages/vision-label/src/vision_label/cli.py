@@ -95,6 +95,8 @@ def eval_cmd(pred_dir: Path, truth_dir: Path, as_json: bool) -> None:
     except VisionError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
+    for warning in res.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     if as_json:
         click.echo(json.dumps(res.as_dict(), indent=2))
         return
