@@ -1,9 +1,8 @@
-"""What both training backends share: weights/device checks and the post-training steps."""
+"""What both training backends share: the device check and the dry-run record."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 from vision_core.kernel import RunContext
@@ -40,12 +39,3 @@ def record_dry_run(ctx: RunContext, summary: dict[str, Any]) -> dict[str, Any]:
         "train.dry_run", "dry run: config, dataset and weights are valid; nothing trained"
     )
     return {"dry_run": True, "model_path": None, "model_int8_path": None}
-
-
-def local_file(path: str, key: str, *, suffixes: tuple[str, ...]) -> Path:
-    p = Path(path)
-    if not p.is_file():
-        raise TrainError(f"{key}: file not found: {p} (nothing is downloaded; give a local file)")
-    if p.suffix.lower() not in suffixes:
-        raise TrainError(f"{key}: expected a {' or '.join(suffixes)} file, got {p.name}")
-    return p.resolve()

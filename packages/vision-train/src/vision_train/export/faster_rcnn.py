@@ -11,8 +11,14 @@ import cv2
 import numpy as np
 
 from vision_core.media import read_image
-from vision_train.errors import ExportError
+from vision_train.errors import ExportError, TrainError
 from vision_train.export.common import check_onnx, compare_outputs, write_metadata
+from vision_train.models.faster_rcnn import (
+    DEFAULT_VARIANT,
+    checkpoint_names,
+    load_checkpoint,
+    model_from_checkpoint,
+)
 
 
 def frcnn_tensor(path: Path) -> np.ndarray:
@@ -26,19 +32,14 @@ def export_faster_rcnn(
 ) -> dict[str, object]:
     import torch
 
-    from vision_train.backends.faster_rcnn import build_model, load_checkpoint
-
     ckpt = load_checkpoint(checkpoint)
-    names = {int(k): str(v) for k, v in (ckpt.get("names") or {}).items()}
-    if not names:
-        raise ExportError(
-            f"{checkpoint}: checkpoint has no class names (train it with vision-train)"
-        )
-    imgsz = int(ckpt.get("imgsz", 320))
-    variant = str(ckpt.get("variant", "mobilenet_v3"))
-    model = build_model(variant, len(names) + 1, imgsz)
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
+    try:
+        model = model_from_checkpoint(ckpt, where=checkpoint)
+    except TrainError as exc:
+        raise ExportError(str(exc)) from None
+    names = checkpoint_names(ckpt)
+    imgsz = int(model.transform.min_size[0])
+    variant = str(ckpt.get("variant", DEFAULT_VARIANT))
     example = torch.rand(3, imgsz, imgsz)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_suffix(".tmp.onnx")
@@ -77,6 +78,7 @@ def export_faster_rcnn(
             "max_size": str(model.transform.max_size),
             "variant": variant,
             "exported_by": "vision-train",
+            "precision": "fp32",
         },
     )
     check_onnx(out_path)
