@@ -74,6 +74,9 @@ class YoloTrainSection:
     batch: int = opt(16, "batch size", ge=1)
     workers: int = opt(2, "dataloader workers", ge=0)
     patience: int = opt(50, "early-stopping patience in epochs", ge=0)
+    mosaic: float = opt(
+        1.0, "mosaic augmentation probability (0 = off, better on small images)", ge=0, le=1
+    )
     lr0: float = opt(0.01, "initial learning rate (from a model YAML)", gt=0)
     optimizer: str = opt(
         "auto", "ultralytics optimizer name (auto, SGD, AdamW, ...) (from a model YAML)"
@@ -110,6 +113,9 @@ class TrainSection:
     epochs: int = opt(50, "training epochs", ge=1)
     device: str = opt("cpu", "cpu, 0, 0,1 (multi-GPU) or cuda:0")
     dry_run: bool = opt(False, "validate everything, write artifacts marked dry_run, do not train")
+    threads: int = opt(
+        0, "CPU threads for training (0 = the backend's choice, recorded in metrics.json)", ge=0
+    )
     keep_start_if_worse: bool = opt(
         True, "fine-tune: export the starting weights when training ends below them (mAP50)"
     )

@@ -16,7 +16,7 @@ from vision_core.kernel import RunContext
 from vision_core.media import read_image
 from vision_core.metrics import MetricAccumulator, read_yolo_labels
 from vision_train.backends.base import Calibration
-from vision_train.backends.common import check_device, record_dry_run
+from vision_train.backends.common import check_device, record_dry_run, set_threads
 from vision_train.dataset import DatasetInfo, label_path_for, validate_yolo_dataset
 from vision_train.errors import ResumeError, TrainError
 from vision_train.finetune import check_class_names, record_start, rounded, settle
@@ -173,6 +173,7 @@ class FasterRCNNBackend:
         import torch
         from torch.utils.data import DataLoader
 
+        ctx.metrics["threads"] = set_threads(cfg.train.threads)
         torch.manual_seed(cfg.run.seed)
         random.seed(cfg.run.seed)
         model.to(device)
@@ -214,6 +215,7 @@ class FasterRCNNBackend:
             collate_fn=_collate,
             generator=generator,
         )
+        t_train = time.perf_counter()
         for epoch in range(first, cfg.train.epochs + 1):
             generator.manual_seed(cfg.run.seed + epoch)  # the same order resumed or not
             model.train()
@@ -261,6 +263,7 @@ class FasterRCNNBackend:
                 f"epoch {epoch}/{cfg.train.epochs} loss {rec['train_loss']:.3f} mAP50 {val['map50']:.3f}",
                 **rec,
             )
+        ctx.metrics["train_seconds"] = round(time.perf_counter() - t_train, 1)
         model.to("cpu")
         (ctx.run_dir / "class_map.json").write_text(
             json.dumps({str(k): v for k, v in info.names.items()}, indent=2)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import shutil
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 from vision_core.config import PipelineConfig
 from vision_core.kernel import RunContext
 from vision_train.backends.base import Calibration
-from vision_train.backends.common import check_device, record_dry_run
+from vision_train.backends.common import check_device, record_dry_run, set_threads
 from vision_train.dataset import validate_yolo_dataset
 from vision_train.errors import ResumeError, TrainError
 from vision_train.finetune import StartPoint, check_class_names, record_start, rounded, settle
@@ -144,13 +145,24 @@ class YoloBackend:
             epochs.append(rec)
             log.info("train.epoch", f"epoch {rec['epoch']}/{cfg.train.epochs}", **rec)
 
+        def threads(trainer: Any) -> None:
+            # after ultralytics' own setting (cores-1): train.threads, and what is in use
+            ctx.metrics["threads"] = set_threads(cfg.train.threads)
+
+        callbacks = {
+            "on_fit_epoch_end": on_fit_epoch_end,
+            "on_pretrain_routine_start": threads,
+            "on_train_start": threads,
+        }
+        t0 = time.perf_counter()
         if last is not None:
             # continue in this run dir, on a copy of the interrupted run's ultralytics folder
             shutil.copytree(last.parents[1], ctx.run_dir / SAVE_DIR, dirs_exist_ok=True)
             last = ctx.run_dir / SAVE_DIR / "weights" / "last.pt"
             _check_resumable(last)
             model = YOLO(str(last), task="detect")
-            model.add_callback("on_fit_epoch_end", on_fit_epoch_end)
+            for event, fn in callbacks.items():
+                model.add_callback(event, fn)
             log.info("train.resume", f"resuming {prev.run_dir if prev else ''} from {last}")
             model.train(
                 resume=str(last),
@@ -161,8 +173,10 @@ class YoloBackend:
             )
         else:
             model = YOLO(start.weights, task="detect")
-            model.add_callback("on_fit_epoch_end", on_fit_epoch_end)
+            for event, fn in callbacks.items():
+                model.add_callback(event, fn)
             model.train(**self._train_args(cfg, start, data_yaml, device, ctx.run_dir))
+        ctx.metrics["train_seconds"] = round(time.perf_counter() - t0, 1)
         trainer = model.trainer
         best = Path(trainer.best if Path(trainer.best).is_file() else trainer.last)
         if not best.is_file():
@@ -209,6 +223,7 @@ class YoloBackend:
             "deterministic": True,
             "workers": y.workers,
             "patience": y.patience,
+            "mosaic": y.mosaic,
             "close_mosaic": min(10, max(0, cfg.train.epochs // 4)),
             "project": str(run_dir),
             "name": SAVE_DIR,
