@@ -57,7 +57,7 @@ class Size:
 
 
 FULL = Size(
-    train_images=480, val_images=60, imgsz=160, epochs=12, batch=16, unlabeled=80,
+    train_images=480, val_images=60, imgsz=160, epochs=15, batch=16, unlabeled=80,
     video_frames=240, calib=64,
 )  # fmt: skip
 QUICK = Size(
@@ -68,6 +68,13 @@ QUICK = Size(
 
 class DemoError(Exception):
     """A step failed: the message says which and where its output is."""
+
+
+class PortTaken(DemoError):
+    """A service could not bind its port (another program took it first)."""
+
+
+PORT_ATTEMPTS = 3
 
 
 @dataclass
@@ -129,7 +136,10 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise DemoError(f"{url} exited {proc.returncode} before answering; see {log}")
+            message = f"{url} exited {proc.returncode} before answering; see {log}"
+            if log.is_file() and b"address already in use" in log.read_bytes():
+                raise PortTaken(message)
+            raise DemoError(message)
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return
@@ -185,6 +195,7 @@ calib_samples = {size.calib}
 
 [autolabel]
 on_conflict = "overwrite"
+conf = 0.4  # labels should be right: precision 0.92 here (0.84 at the default 0.25), recall 0.98
 
 [deploy.edge]
 source = "video"
@@ -282,6 +293,7 @@ class Demo:
             "run_dir": str(run),
             "epochs": m.get("epochs_trained"),
             "train_seconds": m.get("train_seconds"),
+            "train_cpu_seconds": m.get("train_cpu_seconds"),
             "threads": m.get("threads"),
             "map50_fp32": m.get("fp32", {}).get("map50"),
             "map50_int8": m.get("int8", {}).get("map50"),
@@ -317,6 +329,20 @@ class Demo:
 
     def services(self, model: Path) -> None:
         self.say("vision-stats (SQLite) and vision-server on loopback")
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            # ports picked now, not at the start: minutes later another program on a busy
+            # machine may have taken them; one taken in between is retried with new ones
+            self.stats_port, self.server_port = free_port(), free_port()
+            write_config(self.config, self.workdir, self.size, self.stats_port, self.server_port)
+            try:
+                self._start_services(model)
+                return
+            except PortTaken as exc:
+                if attempt == PORT_ATTEMPTS:
+                    raise DemoError(str(exc)) from None
+                self.say(f"{exc}; trying other ports")
+
+    def _start_services(self, model: Path) -> None:
         log = self.logs / "vision-stats.log"
         stats = self.children.start(
             self.cli("vision-stats", "serve", *self.cfg("run.name=demo-stats")),
@@ -329,7 +355,11 @@ class Demo:
                      *self.cfg("run.name=demo-server", f"infer.model_path={model}")),
             env=self.env, log=log,
         )  # fmt: skip
-        wait_http(f"http://127.0.0.1:{self.server_port}/health", server, log)
+        try:
+            wait_http(f"http://127.0.0.1:{self.server_port}/health", server, log)
+        except PortTaken:
+            self.children.stop(stats)
+            raise
         self.server_proc = server
 
     def edge(self, model: Path) -> None:
@@ -425,7 +455,7 @@ def render(s: dict[str, Any]) -> str:
         f"model      mAP50 FP32 {_fmt(t['map50_fp32'])}   INT8 {_fmt(t['map50_int8'])}   "
         f"INT8 speed-up {_fmt(t['int8_speedup'], '.2f')}x",
         f"training   {t.get('epochs')} epochs in {_fmt(t.get('train_seconds'), '.0f')} s "
-        f"on {t.get('threads')} CPU threads",
+        f"({_fmt(t.get('train_cpu_seconds'), '.0f')} s of CPU) on {t.get('threads')} thread(s)",
         f"autolabel  precision {_fmt(a['precision'])}   recall {_fmt(a['recall'])}   "
         f"mAP50 {_fmt(a['map50'])} on {a['images']} held-out images",
         f"edge local {e['local']['frames']} frames at {e['local']['fps']:.1f} fps, "

@@ -82,7 +82,7 @@ class YoloTrainSection:
         "auto", "ultralytics optimizer name (auto, SGD, AdamW, ...) (from a model YAML)"
     )
     finetune_optimizer: str = opt("SGD", "optimizer when weights is a .pt checkpoint")
-    finetune_lr0: float = opt(0.001, "initial learning rate when weights is a .pt", gt=0)
+    finetune_lr0: float = opt(0.003, "initial learning rate when weights is a .pt", gt=0)
     finetune_warmup_epochs: float = opt(0.0, "warmup epochs when weights is a .pt (0 = none)", ge=0)
 
 

@@ -215,7 +215,7 @@ class FasterRCNNBackend:
             collate_fn=_collate,
             generator=generator,
         )
-        t_train = time.perf_counter()
+        t_train, cpu0 = time.perf_counter(), time.process_time()
         for epoch in range(first, cfg.train.epochs + 1):
             generator.manual_seed(cfg.run.seed + epoch)  # the same order resumed or not
             model.train()
@@ -264,6 +264,7 @@ class FasterRCNNBackend:
                 **rec,
             )
         ctx.metrics["train_seconds"] = round(time.perf_counter() - t_train, 1)
+        ctx.metrics["train_cpu_seconds"] = round(time.process_time() - cpu0, 1)
         model.to("cpu")
         (ctx.run_dir / "class_map.json").write_text(
             json.dumps({str(k): v for k, v in info.names.items()}, indent=2)

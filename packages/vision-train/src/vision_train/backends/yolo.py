@@ -154,7 +154,7 @@ class YoloBackend:
             "on_pretrain_routine_start": threads,
             "on_train_start": threads,
         }
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         if last is not None:
             # continue in this run dir, on a copy of the interrupted run's ultralytics folder
             shutil.copytree(last.parents[1], ctx.run_dir / SAVE_DIR, dirs_exist_ok=True)
@@ -177,6 +177,7 @@ class YoloBackend:
                 model.add_callback(event, fn)
             model.train(**self._train_args(cfg, start, data_yaml, device, ctx.run_dir))
         ctx.metrics["train_seconds"] = round(time.perf_counter() - t0, 1)
+        ctx.metrics["train_cpu_seconds"] = round(time.process_time() - cpu0, 1)
         trainer = model.trainer
         best = Path(trainer.best if Path(trainer.best).is_file() else trainer.last)
         if not best.is_file():
