@@ -49,8 +49,11 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 @pytest.fixture
 def frcnn_checkpoint(tmp_path: Path) -> Path:
     """A Faster R-CNN checkpoint of ours (untrained: the export is what is tested)."""
+    import torch
+
     from vision_train.models.faster_rcnn import build_model, save_checkpoint
 
+    torch.manual_seed(0)  # the same untrained weights every run
     names = {0: "circle", 1: "square", 2: "triangle"}
     return save_checkpoint(
         tmp_path / "frcnn.pt", build_model("mobilenet_v3", 4, 64), "mobilenet_v3", names, 64

@@ -140,6 +140,10 @@ class FasterRCNNBackend:
         device = check_device(cfg.train.device)
         if device not in {"cpu", "mps"}:
             device = "cuda:" + device.removeprefix("cuda:").split(",")[0]
+        import torch
+
+        torch.manual_seed(cfg.run.seed)  # the initial weights too: the same run, the same model
+        random.seed(cfg.run.seed)
         model = build_model(f.variant, info.nc + 1, f.imgsz)
         start_names: dict[int, str] = {}
         if start is not None:
@@ -170,12 +174,9 @@ class FasterRCNNBackend:
             return record_dry_run(ctx, summary)
         save_run_config(ctx.run_dir, cfg)
 
-        import torch
         from torch.utils.data import DataLoader
 
         ctx.metrics["threads"] = set_threads(cfg.train.threads)
-        torch.manual_seed(cfg.run.seed)
-        random.seed(cfg.run.seed)
         model.to(device)
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.SGD(params, lr=f.lr, momentum=f.momentum, weight_decay=f.weight_decay)

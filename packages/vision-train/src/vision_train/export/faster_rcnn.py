@@ -130,11 +130,14 @@ def _match_detections(
     box_rtol: float = 1e-3,
     score_atol: float = 2e-3,
 ) -> float:
-    """Every one of ONNX Runtime's top detections has a PyTorch detection of the same class,
-    score (within score_atol) and box (within box_atol + box_rtol*|ref|); largest difference.
+    """ONNX Runtime's top detections have PyTorch detections of the same class, score
+    (within score_atol) and box (within box_atol + box_rtol*|ref|); the largest difference.
 
-    Matched, not compared position by position: detections whose scores tie (an untrained
-    model has many) come out of NMS in either order, which is not an export bug.
+    Matched, not compared position by position, and a few may go unmatched: a weak model
+    has many near-equal scores, so proposals and detections at the margin can come out in
+    another order or be cut differently, which is not an export bug. An export bug
+    (preprocessing, decoding, labels) moves them all: the best detection must match, and
+    at most one in five of the rest may not.
     """
     boxes, labels, scores = got
     ref_boxes, ref_labels, ref_scores = ref
@@ -142,6 +145,7 @@ def _match_detections(
     pool = min(len(ref_scores), k + 10)  # the k-th place itself can be a tie
     used: set[int] = set()
     worst = 0.0
+    unmatched: list[str] = []
     for i in range(k):
         near = [
             j
@@ -157,11 +161,17 @@ def _match_detections(
             if d <= box_atol + box_rtol * float(np.abs(ref_boxes[j]).max())
         ]
         if not ok:
-            raise ExportError(
-                f"{name}: ONNX Runtime and PyTorch outputs differ: detection {i} (class "
-                f"{int(labels[i])}, score {float(scores[i]):.4f}, box {np.round(boxes[i], 2).tolist()}) "
-                f"has no PyTorch detection within {box_atol} + {box_rtol}*|ref| px and {score_atol} score"
+            unmatched.append(
+                f"detection {i} (class {int(labels[i])}, score {float(scores[i]):.4f}, "
+                f"box {np.round(boxes[i], 2).tolist()})"
             )
+            if i == 0 or len(unmatched) > max(1, k // 5):
+                raise ExportError(
+                    f"{name}: ONNX Runtime and PyTorch outputs differ: {len(unmatched)} of the "
+                    f"top {i + 1} detections have no PyTorch detection within {box_atol} + "
+                    f"{box_rtol}*|ref| px and {score_atol} score, e.g. {unmatched[-1]}"
+                )
+            continue
         j = min(ok, key=diffs.__getitem__)
         used.add(j)
         worst = max(worst, diffs[j], abs(float(ref_scores[j]) - float(scores[i])))
