@@ -84,7 +84,8 @@ def test_quick_main_job_runs_every_package_and_cleans_up(tmp_path: Path) -> None
     assert stats["sources"] == {"edge-local-01": 48, "edge-stream-01": 48}
     assert summary["train"]["map50_fp32"] is not None and summary["train"]["int8_speedup"]
     assert 0.0 <= summary["autolabel"]["precision"] <= 1.0
-    for line in ("mAP50 FP32", "INT8 speed-up", "autolabel", "edge local", "dashboard"):
+    assert summary["train"]["epochs"] == 2 and summary["train"]["train_seconds"] > 0
+    for line in ("mAP50 FP32", "INT8 speed-up", "training", "autolabel", "edge local", "dashboard"):
         assert line in text
     assert _mentioning(str(tmp_path / "demo")) == set()
 

@@ -82,3 +82,30 @@ def test_a_missing_runtime_names_the_extra_to_install(tiny_yolo_onnx: Path, tmp_
     assert "python module 'openvino' is not installed" in err
     assert "infer.runtime = 'openvino'" in err and 'pip install "vision-edge[openvino]"' in err
     assert "vision-server[openvino]" in err
+
+
+def test_openvino_sends_no_telemetry(tiny_yolo_onnx: Path, tmp_path: Path) -> None:
+    """`import openvino` would send usage events to Google Analytics (its telemetry is on
+    by default outside CI): running a model on it here reaches nothing beyond loopback."""
+    from tests.fixtures.netguard import guarded_env
+
+    netlog = tmp_path / "net.log"
+    code = (
+        "import sys, time, numpy as np\n"
+        "from vision_core.infer import load_detector\n"
+        "det = load_detector(sys.argv[1], runtime='openvino', conf=0.001)\n"
+        "det.predict(np.zeros((120, 160, 3), np.uint8))\n"
+        "import openvino as ov\n"
+        "ov.save_model(ov.Core().read_model(sys.argv[1]), sys.argv[2])\n"
+        "time.sleep(1.0)  # the telemetry sender is a background process: give it its chance\n"
+        "print('ran on', det.runner.runtime)\n"
+    )
+    env = guarded_env(netlog)
+    env.pop("CI", None)  # as on a device: OpenVINO's own CI opt-out does not apply
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(tiny_yolo_onnx), str(tmp_path / "m.xml")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "ran on openvino" in res.stdout
+    assert not netlog.exists() or netlog.read_text() == "", netlog.read_text()

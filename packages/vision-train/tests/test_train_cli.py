@@ -36,7 +36,8 @@ def _only_run(workdir: Path) -> Path:
 def test_yolo_trains_exports_quantizes_and_evaluates_with_network_blocked(
     synth_dataset: Path, tmp_path: Path
 ) -> None:
-    cfg = _toml(tmp_path / "p.toml", tmp_path / "wd", synth_dataset)
+    # with the OpenVINO IR INT8 too (NNCF), which must not reach the network either
+    cfg = _toml(tmp_path / "p.toml", tmp_path / "wd", synth_dataset, "openvino_int8 = true\n")
     netlog = tmp_path / "net.log"
     env = guarded_env(netlog)
     env["YOLO_CONFIG_DIR"] = str(tmp_path / "ucfg")
@@ -61,6 +62,10 @@ def test_yolo_trains_exports_quantizes_and_evaluates_with_network_blocked(
     assert m["latency_ms_p50"]["fp32"] > 0 and m["latency_ms_p50"]["int8"] > 0
     artifacts = json.loads((run / "artifacts.json").read_text())
     assert artifacts["model_int8_path"] == str(run / "model-int8.onnx")
+    assert artifacts["model_int8_ir"] == str(run / "model-int8.xml")
+    assert (run / "model-int8.xml").is_file() and (run / "model-int8.bin").is_file()
+    ov = m["openvino_int8"]
+    assert ov["mode"] == "nncf-ptq" and 0.0 <= ov["int8"]["map50"] <= 1.0
     assert "ok: train (yolo)" in res.stdout
 
 

@@ -4,7 +4,7 @@ Packages register their backends under the entry-point groups below, e.g. in
 vision-train's pyproject.toml::
 
     [project.entry-points."vision.trainers"]
-    yolo = "vision_train.backends.yolo:run_yolo_train"
+    yolo = "vision_train.backends.yolo:BACKEND"
 
 A backend's module is imported only when that backend is chosen, so what is installed is
 what is offered and nothing heavy is imported by looking. Direct `register_*` calls (tests,

@@ -101,6 +101,8 @@ def eval_cmd(pred_dir: Path, truth_dir: Path, as_json: bool) -> None:
     except VisionError as exc:
         echo(f"Error: {exc}", err=True)
         sys.exit(2)
+    for warning in res.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     if as_json:
         echo_json(res.as_dict())
         return

@@ -32,9 +32,11 @@ class EvalResult:
     images: int = 0
     instances: int = 0
     predictions: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "warnings": list(self.warnings),
             "precision": round(self.precision, 6),
             "recall": round(self.recall, 6),
             "map50": round(self.map50, 6),
@@ -59,13 +61,16 @@ def _label_root(path: Path) -> Path:
     return path
 
 
-def _names(*dirs: Path) -> dict[int, str]:
-    for d in dirs:
-        for cand in (d / "classes.txt", d.parent / "classes.txt"):
-            if cand.is_file():
-                lines = [ln.strip() for ln in cand.read_text(encoding="utf-8").splitlines()]
-                return {i: n for i, n in enumerate(ln for ln in lines if ln)}
+def _names(d: Path) -> dict[int, str]:
+    for cand in (d / "classes.txt", d.parent / "classes.txt"):
+        if cand.is_file():
+            lines = [ln.strip() for ln in cand.read_text(encoding="utf-8").splitlines()]
+            return {i: n for i, n in enumerate(ln for ln in lines if ln)}
     return {}
+
+
+def _listed(names: dict[int, str]) -> str:
+    return "[" + ", ".join(f"{k}: {v}" for k, v in sorted(names.items())) + "]"
 
 
 def evaluate_dirs(pred_dir: str | Path, truth_dir: str | Path) -> EvalResult:
@@ -81,7 +86,14 @@ def evaluate_dirs(pred_dir: str | Path, truth_dir: str | Path) -> EvalResult:
     }
     if not rels:
         raise LabelError(f"no label files in {pred_root} or {truth_root}")
-    names = _names(truth_root, pred_root)
+    truth_names, pred_names = _names(truth_root), _names(pred_root)
+    names = truth_names or pred_names
+    warnings = []
+    if truth_names and pred_names and truth_names != pred_names:
+        warnings.append(
+            f"class names differ: --pred has {_listed(pred_names)}, --truth has "
+            f"{_listed(truth_names)}; boxes are matched by class id"
+        )
     acc = MetricAccumulator(names)
     tp_c: dict[int, int] = {}
     pred_c: dict[int, int] = {}
@@ -118,4 +130,5 @@ def evaluate_dirs(pred_dir: str | Path, truth_dir: str | Path) -> EvalResult:
         images=len(rels),
         instances=total_t,
         predictions=total_p,
+        warnings=warnings,
     )

@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
-from vision_core.cli import config_options, load_cli_config, version_option
+from vision_core.cli import config_options, fail, load_cli_config, version_option
 from vision_core.kernel import RunResult
+from vision_train.backends.base import backend_names
 
 
 def _summary(result: RunResult) -> None:
@@ -22,10 +23,17 @@ def _summary(result: RunResult) -> None:
         lines.append(f"  error: {result.error}")
     if m.get("dry_run"):
         lines.append("  dry run: validated, nothing trained")
+    ft = m.get("finetune")
+    if isinstance(ft, dict) and "map50_after" in ft:
+        kept = "  (kept the starting weights)" if ft.get("kept") == "start" else ""
+        lines.append(
+            f"  fine-tune mAP50 {ft['map50_before']:.3f} before -> {ft['map50_after']:.3f} after{kept}"
+        )
     for label, key in (("FP32", "fp32"), ("INT8", "int8")):
         if isinstance(m.get(key), dict):
+            note = " (FP32 fallback)" if m[key].get("precision") == "fp32" and key == "int8" else ""
             lines.append(
-                f"  {label} mAP50 {m[key]['map50']:.3f}  mAP50-95 {m[key]['map50_95']:.3f}"
+                f"  {label} mAP50 {m[key]['map50']:.3f}  mAP50-95 {m[key]['map50_95']:.3f}{note}"
             )
     if "int8_speedup" in m:
         lat = m.get("latency_ms_p50", {})
@@ -46,13 +54,24 @@ def _summary(result: RunResult) -> None:
 @config_options
 @click.option(
     "--backend",
-    type=click.Choice(["yolo", "faster_rcnn"]),
+    type=click.Choice(backend_names()),
     default=None,
     help="Training backend (default: train.backend).",
 )
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Continue an interrupted run (Ctrl-C, kill) to its train.epochs, in a new run dir.",
+)
 @click.pass_context
 def main(
-    ctx: click.Context, config_path: Path | None, overrides: tuple[str, ...], backend: str | None
+    ctx: click.Context,
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+    backend: str | None,
+    resume_dir: Path | None,
 ) -> None:
     """Train a detector on a YOLO dataset, export ONNX (FP32 + INT8), evaluate.
 
@@ -60,13 +79,43 @@ def main(
     """
     if ctx.invoked_subcommand is not None:
         return
+    if resume_dir is not None:
+        if config_path is not None or overrides or backend is not None:
+            fail(
+                "--resume continues a run with its own settings (RUN_DIR/config.json): "
+                "do not pass --config, --set or --backend with it; start a new run to change them",
+                2,
+            )
+        _resume(resume_dir)
+        return
     if config_path is None and not overrides:
         click.echo(ctx.get_help())
         return
     from vision_core.kernel import VisionKernel
 
+    if backend is not None:  # into the config, so the run's config.json says what ran
+        overrides = (*overrides, f"train.backend={backend}")
     cfg = load_cli_config(config_path, overrides, record_as=("train", backend or "unknown"))
-    result = VisionKernel(cfg).run_train(backend)
+    result = VisionKernel(cfg).run_train()
+    _summary(result)
+    sys.exit(result.exit_code)
+
+
+def _resume(run_dir: Path) -> None:
+    from vision_core.errors import VisionError
+    from vision_core.kernel import VisionKernel
+    from vision_train.backends.base import get_backend
+    from vision_train.resume import load_interrupted
+
+    try:
+        interrupted = load_interrupted(run_dir)
+        backend = get_backend(interrupted.backend)
+    except VisionError as exc:
+        fail(str(exc), 2)
+        return
+    result = VisionKernel(interrupted.config).run_callable(
+        "train", backend.name, lambda ctx: backend.resume(ctx, interrupted)
+    )
     _summary(result)
     sys.exit(result.exit_code)
 
@@ -81,27 +130,40 @@ def main(
 )
 @click.option(
     "--backend",
-    type=click.Choice(["yolo", "faster_rcnn"]),
+    type=click.Choice(backend_names()),
     default=None,
     help="Default: train.backend.",
 )
 def export(
     config_path: Path | None, overrides: tuple[str, ...], weights: Path, backend: str | None
 ) -> None:
-    """Export a checkpoint to model.onnx (+ model-int8.onnx) and evaluate on the dataset."""
+    """Export a checkpoint to model.onnx (+ model-int8.onnx) and evaluate on the dataset.
+
+    The checkpoint is only read: the export works on a copy in a temporary dir and writes
+    into the new run dir, never beside the checkpoint.
+    """
     from vision_core.kernel import RunContext, VisionKernel
 
+    if backend is not None:
+        overrides = (*overrides, f"train.backend={backend}")
     cfg = load_cli_config(config_path, overrides, record_as=("export", backend or "unknown"))
-    chosen = backend or cfg.train.backend
+    chosen = cfg.train.backend
 
     def run(ctx: RunContext) -> dict[str, Any]:
-        from vision_train.backends.common import local_file
+        from vision_train.backends.base import get_backend
+        from vision_train.weights import local_file
+
+        trainer = get_backend(chosen)
+        ckpt = local_file(str(weights), "--weights", suffixes=trainer.checkpoint_suffixes)
+
         from vision_train.dataset import validate_yolo_dataset
+        from vision_train.finetune import check_class_names
         from vision_train.pipeline import export_quantize_evaluate
 
-        ckpt = local_file(str(weights), "--weights", suffixes=(".pt", ".pth"))
         info = validate_yolo_dataset(cfg.data.yolo_dataset_dir)
-        return export_quantize_evaluate(ctx, ckpt, info, backend=chosen)  # type: ignore[arg-type]
+        names = trainer.checkpoint_names(ckpt)
+        check_class_names(cfg, str(ckpt), names, info.names, ctx.logger, ctx.metrics)
+        return export_quantize_evaluate(ctx, ckpt, info, backend=trainer)
 
     result = VisionKernel(cfg).run_callable("export", chosen, run)
     _summary(result)
@@ -121,20 +183,33 @@ def export(
 def eval_cmd(
     config_path: Path | None, overrides: tuple[str, ...], model_path: Path, split: str
 ) -> None:
-    """mAP50 / mAP50-95 of an ONNX model on data.yolo_dataset_dir (the device runtime's code)."""
+    """mAP50 / mAP50-95 of an ONNX model on data.yolo_dataset_dir (the device runtime's code).
+
+    The figures are filed under the split and under the model's precision ("fp32" or
+    "int8", from its metadata or its graph); class names that differ from the dataset's
+    are a warning (mAP is then computed by class id).
+    """
     from vision_core.kernel import RunContext, VisionKernel
 
     cfg = load_cli_config(config_path, overrides, record_as=("eval", "onnx"))
 
     def run(ctx: RunContext) -> dict[str, Any]:
+        from vision_core.infer.base import parse_names
         from vision_train.dataset import validate_yolo_dataset
         from vision_train.evaluate import evaluate_onnx
+        from vision_train.export.common import model_facts
+        from vision_train.finetune import warn_class_mismatch
 
+        if not model_path.is_file():
+            raise FileNotFoundError(f"--model: file not found: {model_path}")
         info = validate_yolo_dataset(cfg.data.yolo_dataset_dir)
+        meta, precision = model_facts(model_path)
+        names = parse_names(meta.get("names"))
+        warn_class_mismatch(str(model_path), names, info.names, ctx.logger, ctx.metrics)
         metrics = evaluate_onnx(model_path, info, split=split)
         ctx.metrics[split] = metrics.as_dict()
-        ctx.metrics["fp32"] = metrics.as_dict()
-        return {"model_path": str(model_path.resolve())}
+        ctx.metrics[precision] = {**metrics.as_dict(), "precision": precision}
+        return {"model_path": str(model_path.resolve()), "model_precision": precision}
 
     result = VisionKernel(cfg).run_callable("eval", "onnx", run)
     _summary(result)

@@ -13,4 +13,12 @@ class ExportError(TrainError):
     """ONNX export, its checks, or quantization failed."""
 
 
-__all__ = ["DatasetError", "ExportError", "TrainError"]
+class ClassNamesError(TrainError):
+    """A checkpoint's class names are not the dataset's (the message names both lists)."""
+
+
+class ResumeError(TrainError):
+    """A run dir that cannot be resumed (the message says why and what to do)."""
+
+
+__all__ = ["ClassNamesError", "DatasetError", "ExportError", "ResumeError", "TrainError"]

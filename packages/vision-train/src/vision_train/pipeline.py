@@ -1,45 +1,43 @@
-"""After training: export ONNX, quantize INT8, evaluate both, apply the regression policy."""
+"""After training: export ONNX, quantize INT8, evaluate both, apply the regression policy.
+
+Every backend goes through the same steps; what differs (the exporter, the INT8
+calibration) is a method of its TrainBackend object. The exporters work on a copy of the
+checkpoint in a temporary dir, so nothing is ever written beside the user's file; only
+the run dir receives results.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from vision_core.kernel import RunContext
+from vision_train.backends.base import TrainBackend
 from vision_train.dataset import DatasetInfo
 from vision_train.errors import ExportError
 from vision_train.evaluate import compare_latency, evaluate_onnx
-from vision_train.export.quantize import (
-    quantize_dynamic_int8,
-    quantize_static_qdq,
-    yolo_head_nodes_to_exclude,
-)
-
-Backend = Literal["yolo", "faster_rcnn"]
+from vision_train.export.common import place_file, write_metadata
+from vision_train.export.quantize import quantize_dynamic_int8, quantize_static_qdq
 
 
 def export_fp32(
-    ctx: RunContext, checkpoint: Path, info: DatasetInfo, backend: Backend
+    ctx: RunContext, checkpoint: Path, info: DatasetInfo, backend: TrainBackend
 ) -> tuple[Path, dict[str, Any]]:
-    cfg = ctx.config
     out = ctx.run_dir / "model.onnx"
     samples = info.splits["val"][:3]
-    if backend == "yolo":
-        from vision_train.export.yolo import export_yolo
-
-        meta = export_yolo(
-            checkpoint,
-            out,
-            imgsz=cfg.train.yolo.imgsz,
-            opset=cfg.export.opset,
-            dynamic=cfg.export.dynamic,
-            sample_images=samples,
-        )
-    else:
-        from vision_train.export.faster_rcnn import export_faster_rcnn
-
-        meta = export_faster_rcnn(checkpoint, out, opset=cfg.export.opset, sample_images=samples)
+    with (
+        tempfile.TemporaryDirectory(prefix="vision-export-") as tmp,
+        contextlib.chdir(tmp),  # a stray file of an exporter lands here too
+    ):
+        work = Path(tmp) / "checkpoint" / checkpoint.name
+        work.parent.mkdir()
+        shutil.copyfile(checkpoint, work)  # a plain copy: writable even from a read-only dir
+        tmp_out = Path(tmp) / "model.onnx"
+        meta = backend.export_onnx(work, tmp_out, ctx.config, samples)
+        place_file(tmp_out, out)
     ctx.logger.info(
         "export.onnx", f"exported {out.name}", **{k: v for k, v in meta.items() if k != "names"}
     )
@@ -47,37 +45,24 @@ def export_fp32(
 
 
 def quantize(
-    ctx: RunContext, fp32: Path, info: DatasetInfo, backend: Backend
+    ctx: RunContext, fp32: Path, info: DatasetInfo, backend: TrainBackend
 ) -> tuple[Path, dict[str, Any]]:
     cfg = ctx.config.export
     out = ctx.run_dir / "model-int8.onnx"
     if cfg.quantize_mode == "dynamic":
         meta = quantize_dynamic_int8(fp32, out)
     else:
-        calib = info.splits["train"][: cfg.calib_samples]
-        if backend == "yolo":
-            from vision_train.export.common import yolo_tensor
-
-            imgsz = ctx.config.train.yolo.imgsz
-            meta = quantize_static_qdq(
-                fp32,
-                out,
-                calib,
-                lambda p: yolo_tensor(p, imgsz),
-                exclude=yolo_head_nodes_to_exclude(fp32),
-            )
-        else:
-            from vision_train.export.faster_rcnn import frcnn_tensor
-
-            meta = quantize_static_qdq(
-                fp32, out, calib, frcnn_tensor, op_types=["Conv"], symbolic_shape=False
-            )
+        calib = backend.calibration(ctx.config, fp32)
+        meta = quantize_static_qdq(
+            fp32, out, info.splits["train"][: cfg.calib_samples], calib.preprocess, **calib.options
+        )
+    write_metadata(out, {"precision": "int8"})
     ctx.logger.info("export.int8", f"quantized {out.name} ({meta['mode']})", **meta)
     return out, meta
 
 
 def export_quantize_evaluate(
-    ctx: RunContext, checkpoint: Path, info: DatasetInfo, *, backend: Backend
+    ctx: RunContext, checkpoint: Path, info: DatasetInfo, *, backend: TrainBackend
 ) -> dict[str, Any]:
     cfg = ctx.config.export
     log = ctx.logger
@@ -88,7 +73,12 @@ def export_quantize_evaluate(
     log.info(
         "eval.fp32", f"FP32 mAP50 {fp32_metrics.map50:.3f} mAP50-95 {fp32_metrics.map50_95:.3f}"
     )
-    artifacts: dict[str, Any] = {"model_path": str(fp32), "model_int8_path": None}
+    artifacts: dict[str, Any] = {
+        "model_path": str(fp32),
+        "model_precision": "fp32",
+        "model_int8_path": None,
+        "model_int8_precision": None,
+    }
     if not cfg.quantize:
         return artifacts
     int8, qmeta = quantize(ctx, fp32, info, backend)
@@ -112,15 +102,43 @@ def export_quantize_evaluate(
     if drop > cfg.max_map_drop:
         problems.append(f"INT8 loses {drop:.3f} mAP50 (> export.max_map_drop {cfg.max_map_drop})")
     ctx.metrics["int8_problems"] = problems
+    precision = "int8"
     if problems:
         msg = "; ".join(problems)
         if cfg.on_regression == "fail":
             raise ExportError(msg + " (export.on_regression = fail)")
         if cfg.on_regression == "fallback":
-            shutil.copyfile(fp32, int8)
+            # the file keeps its name (deployments point at it), its metadata and every
+            # record say what it holds: the FP32 model
+            place_file(fp32, int8)
+            precision = "fp32"
             ctx.metrics["int8_fallback"] = True
-            log.warn("export.int8_fallback", msg + ": model-int8.onnx is a copy of the FP32 model")
+            log.warn(
+                "export.int8_fallback",
+                msg + ": model-int8.onnx holds the FP32 model (precision fp32 in its metadata)",
+            )
         else:
             log.warn("export.int8_regression", msg)
+    ctx.metrics["int8"]["precision"] = precision
     artifacts["model_int8_path"] = str(int8)
+    artifacts["model_int8_precision"] = precision
+    if cfg.openvino_int8 and backend.name == "yolo":
+        artifacts.update(_openvino_int8(ctx, fp32, info))
     return artifacts
+
+
+def _openvino_int8(ctx: RunContext, fp32: Path, info: DatasetInfo) -> dict[str, Any]:
+    """export.openvino_int8: the OpenVINO IR INT8 beside the ONNX ones, with the same gate."""
+    from vision_train.export.openvino import export_openvino_int8
+
+    cfg = ctx.config.export
+    res = export_openvino_int8(
+        fp32,
+        info.splits["train"][: cfg.calib_samples],
+        ctx.run_dir,
+        info=info,
+        max_map_drop=cfg.max_map_drop,
+        on_regression=cfg.on_regression,
+    )
+    ctx.metrics["openvino_int8"] = res
+    return {"model_int8_ir": res.get("model_int8_ir")}

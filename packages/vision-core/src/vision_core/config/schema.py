@@ -34,6 +34,10 @@ RENAMED_KEYS: dict[str, str] = {
     "autolabel.llm.qps_limit": "autolabel.llm.max_requests_per_sec",
 }
 
+# The training backends, spelled once: vision-train registers an object under each name
+# (entry points `vision.trainers`) and a test checks that the two lists agree.
+TrainBackendName = Literal["yolo", "faster_rcnn"]
+
 
 @dataclass(**FROZEN)
 class RunSection:
@@ -79,14 +83,23 @@ class YoloTrainSection:
     """ultralytics YOLO backend."""
 
     weights: str = opt(
-        "yolo11n.yaml", "a model YAML (train from scratch) or a local .pt checkpoint"
+        "yolo11n.yaml",
+        "a model YAML (train from scratch) or a local .pt checkpoint (a fine-tune)",
     )
     imgsz: int = opt(640, "training and export image size (multiple of 32)", ge=32, le=4096)
     batch: int = opt(16, "batch size", ge=1)
     workers: int = opt(2, "dataloader workers", ge=0)
     patience: int = opt(50, "early-stopping patience in epochs", ge=0)
-    lr0: float = opt(0.01, "initial learning rate", gt=0)
-    optimizer: str = opt("auto", "ultralytics optimizer name (auto, SGD, AdamW, ...)")
+    mosaic: float = opt(
+        1.0, "mosaic augmentation probability (0 = off, better on small images)", ge=0, le=1
+    )
+    lr0: float = opt(0.01, "initial learning rate (from a model YAML)", gt=0)
+    optimizer: str = opt(
+        "auto", "ultralytics optimizer name (auto, SGD, AdamW, ...) (from a model YAML)"
+    )
+    finetune_optimizer: str = opt("SGD", "optimizer when weights is a .pt checkpoint")
+    finetune_lr0: float = opt(0.003, "initial learning rate when weights is a .pt", gt=0)
+    finetune_warmup_epochs: float = opt(0.0, "warmup epochs when weights is a .pt (0 = none)", ge=0)
 
 
 @dataclass(**FROZEN)
@@ -112,10 +125,19 @@ class FasterRCNNTrainSection:
 class TrainSection:
     """vision-train."""
 
-    backend: Literal["yolo", "faster_rcnn"] = opt("yolo", "training backend")
+    backend: TrainBackendName = opt("yolo", "training backend")
     epochs: int = opt(50, "training epochs", ge=1)
     device: str = opt("cpu", "cpu, 0, 0,1 (multi-GPU) or cuda:0")
     dry_run: bool = opt(False, "validate everything, write artifacts marked dry_run, do not train")
+    threads: int = opt(
+        0, "CPU threads for training (0 = the backend's choice, recorded in metrics.json)", ge=0
+    )
+    keep_start_if_worse: bool = opt(
+        True, "fine-tune: export the starting weights when training ends below them (mAP50)"
+    )
+    on_class_mismatch: Literal["error", "use_dataset"] = opt(
+        "error", "checkpoint names differ from the dataset's: error, or train on the dataset's"
+    )
     yolo: YoloTrainSection = section(YoloTrainSection)
     faster_rcnn: FasterRCNNTrainSection = section(FasterRCNNTrainSection)
 
@@ -135,6 +157,11 @@ class ExportSection:
     on_regression: Literal["warn", "fallback", "fail"] = opt(
         "warn",
         "INT8 slower or less accurate than allowed: warn, fallback (ship FP32 as int8), fail",
+    )
+    openvino_int8: bool = opt(
+        False,
+        "YOLO: also write model-int8.xml, an OpenVINO IR INT8 (NNCF, same gate as above; "
+        "needs vision-train[openvino])",
     )
 
 

@@ -12,12 +12,8 @@ for _module in ("numpy", "cv2", "onnxruntime"):  # a clear message instead of an
 del _module
 
 from vision_core.infer.base import Detector, Prepared  # noqa: E402
-from vision_core.infer.factory import (  # noqa: E402
-    detect_arch,
-    detector_from_config,
-    latest_model,
-    load_detector,
-)
+from vision_core.infer.configured import detector_from_config  # noqa: E402
+from vision_core.infer.factory import detect_arch, latest_model, load_detector  # noqa: E402
 from vision_core.infer.faster_rcnn import FasterRCNNDetector  # noqa: E402
 from vision_core.infer.layout import YoloLayout, read_yolo_layout  # noqa: E402
 from vision_core.infer.letterbox import Letterboxed, letterbox, scale_boxes  # noqa: E402

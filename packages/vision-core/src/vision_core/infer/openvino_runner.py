@@ -28,10 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import openvino as ov
 
 from vision_core.errors import ModelLoadError
+from vision_core.infer.openvino_telemetry import quiet_openvino
 from vision_core.infer.runner import TensorInfo
+
+with quiet_openvino():  # no usage events to Google Analytics (see the module)
+    import openvino as ov
 
 __all__ = ["OpenVinoRunner", "cpu_capabilities", "openvino_version"]
 

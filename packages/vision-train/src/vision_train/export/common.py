@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +20,42 @@ def yolo_tensor(path: Path, imgsz: int) -> np.ndarray:
     img = letterbox(read_image(path), (imgsz, imgsz)).image
     rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+
+
+def place_file(src: Path, dst: Path) -> Path:
+    """Put `src` at `dst` atomically, from any filesystem (temp dirs may live elsewhere)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    try:
+        shutil.copyfile(src, tmp)
+        tmp.replace(dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dst
+
+
+_QUANTIZED_OPS = {
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "ConvInteger",
+    "MatMulInteger",
+    "QLinearConv",
+}
+
+
+def model_facts(model_path: Path) -> tuple[dict[str, str], str]:
+    """(metadata_props, precision) of an ONNX file. precision is "int8" or "fp32": the
+    `precision` metadata vision-train writes, else read from the graph (a quantized graph
+    has QuantizeLinear/DequantizeLinear or integer kernels)."""
+    import onnx
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    props = {p.key: p.value for p in model.metadata_props}
+    precision = props.get("precision", "")
+    if precision not in {"fp32", "int8"}:
+        ops = {n.op_type for n in model.graph.node}
+        precision = "int8" if ops & _QUANTIZED_OPS else "fp32"
+    return props, precision
 
 
 def write_metadata(model_path: Path, extra: dict[str, object]) -> None:

@@ -11,8 +11,14 @@ import cv2
 import numpy as np
 
 from vision_core.media import read_image
-from vision_train.errors import ExportError
-from vision_train.export.common import check_onnx, compare_outputs, write_metadata
+from vision_train.errors import ExportError, TrainError
+from vision_train.export.common import check_onnx, write_metadata
+from vision_train.models.faster_rcnn import (
+    DEFAULT_VARIANT,
+    checkpoint_names,
+    load_checkpoint,
+    model_from_checkpoint,
+)
 
 
 def frcnn_tensor(path: Path) -> np.ndarray:
@@ -26,19 +32,14 @@ def export_faster_rcnn(
 ) -> dict[str, object]:
     import torch
 
-    from vision_train.backends.faster_rcnn import build_model, load_checkpoint
-
     ckpt = load_checkpoint(checkpoint)
-    names = {int(k): str(v) for k, v in (ckpt.get("names") or {}).items()}
-    if not names:
-        raise ExportError(
-            f"{checkpoint}: checkpoint has no class names (train it with vision-train)"
-        )
-    imgsz = int(ckpt.get("imgsz", 320))
-    variant = str(ckpt.get("variant", "mobilenet_v3"))
-    model = build_model(variant, len(names) + 1, imgsz)
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
+    try:
+        model = model_from_checkpoint(ckpt, where=checkpoint)
+    except TrainError as exc:
+        raise ExportError(str(exc)) from None
+    names = checkpoint_names(ckpt)
+    imgsz = int(model.transform.min_size[0])
+    variant = str(ckpt.get("variant", DEFAULT_VARIANT))
     example = torch.rand(3, imgsz, imgsz)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_suffix(".tmp.onnx")
@@ -77,6 +78,7 @@ def export_faster_rcnn(
             "max_size": str(model.transform.max_size),
             "variant": variant,
             "exported_by": "vision-train",
+            "precision": "fp32",
         },
     )
     check_onnx(out_path)
@@ -107,26 +109,70 @@ def _agreement(model: object, onnx_path: Path, sample_images: Sequence[Path]) ->
         with torch.no_grad():
             ref = model([torch.from_numpy(x)])[0]  # type: ignore[operator]
         boxes, labels, scores = sess.run(None, {"images": x})
-        k = min(20, len(scores), len(ref["scores"]))  # top detections; the tail can reorder on ties
         worst = max(
             worst,
-            compare_outputs(
-                f"{onnx_path.name} boxes",
-                [boxes[:k]],
-                [ref["boxes"][:k].numpy()],
-                atol=0.05,
-                rtol=1e-3,
-            ),
-            compare_outputs(
-                f"{onnx_path.name} scores",
-                [scores[:k]],
-                [ref["scores"][:k].numpy()],
-                atol=2e-3,
-                rtol=0,
+            _match_detections(
+                f"{onnx_path.name} on {path.name}",
+                (boxes, labels, scores),
+                (ref["boxes"].numpy(), ref["labels"].numpy(), ref["scores"].numpy()),
             ),
         )
-        if k and not np.array_equal(labels[:k], ref["labels"][:k].numpy()):
-            raise ExportError(
-                f"{onnx_path.name}: ONNX Runtime and PyTorch labels differ on {path.name}"
+    return worst
+
+
+def _match_detections(
+    name: str,
+    got: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ref: tuple[np.ndarray, np.ndarray, np.ndarray],
+    *,
+    top: int = 20,
+    box_atol: float = 0.05,
+    box_rtol: float = 1e-3,
+    score_atol: float = 2e-3,
+) -> float:
+    """ONNX Runtime's top detections have PyTorch detections of the same class, score
+    (within score_atol) and box (within box_atol + box_rtol*|ref|); the largest difference.
+
+    Matched, not compared position by position, and a few may go unmatched: a weak model
+    has many near-equal scores, so proposals and detections at the margin can come out in
+    another order or be cut differently, which is not an export bug. An export bug
+    (preprocessing, decoding, labels) moves them all: the best detection must match, and
+    at most one in five of the rest may not.
+    """
+    boxes, labels, scores = got
+    ref_boxes, ref_labels, ref_scores = ref
+    k = min(top, len(scores), len(ref_scores))
+    pool = min(len(ref_scores), k + 10)  # the k-th place itself can be a tie
+    used: set[int] = set()
+    worst = 0.0
+    unmatched: list[str] = []
+    for i in range(k):
+        near = [
+            j
+            for j in range(pool)
+            if j not in used
+            and ref_labels[j] == labels[i]
+            and abs(float(ref_scores[j]) - float(scores[i])) <= score_atol
+        ]
+        diffs = {j: float(np.abs(ref_boxes[j] - boxes[i]).max()) for j in near}
+        ok = [
+            j
+            for j, d in diffs.items()
+            if d <= box_atol + box_rtol * float(np.abs(ref_boxes[j]).max())
+        ]
+        if not ok:
+            unmatched.append(
+                f"detection {i} (class {int(labels[i])}, score {float(scores[i]):.4f}, "
+                f"box {np.round(boxes[i], 2).tolist()})"
             )
+            if i == 0 or len(unmatched) > max(1, k // 5):
+                raise ExportError(
+                    f"{name}: ONNX Runtime and PyTorch outputs differ: {len(unmatched)} of the "
+                    f"top {i + 1} detections have no PyTorch detection within {box_atol} + "
+                    f"{box_rtol}*|ref| px and {score_atol} score, e.g. {unmatched[-1]}"
+                )
+            continue
+        j = min(ok, key=diffs.__getitem__)
+        used.add(j)
+        worst = max(worst, diffs[j], abs(float(ref_scores[j]) - float(scores[i])))
     return worst

@@ -74,9 +74,15 @@ def export_openvino_int8(
     the INT8 gate. Returns what to record: paths, quantization settings, metrics, problems.
     """
     require("openvino", "vision-core[openvino]", "the OpenVINO INT8 export")
-    require("nncf", "nncf", "the OpenVINO INT8 export")
-    import nncf
-    import openvino as ov
+    require("nncf", "vision-train[openvino]", "the OpenVINO INT8 export")
+    # NNCF sends usage telemetry (Google Analytics) unless told it runs in CI: nothing here
+    # may reach the network (the train tests' network guard checks it)
+    os.environ.setdefault("NNCF_CI", "1")
+    from vision_core.infer.openvino_telemetry import quiet_openvino
+
+    with quiet_openvino():  # NNCF imports OpenVINO too
+        import nncf
+        import openvino as ov
 
     logging.getLogger("nncf").setLevel(logging.WARNING)  # no per-node INFO lines
     from vision_train.export.common import yolo_tensor

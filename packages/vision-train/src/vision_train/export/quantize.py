@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from vision_train.errors import ExportError
+from vision_train.export.common import place_file
 
 _TOP_MODULE = re.compile(r"^/model\.(\d+)/")
 
@@ -150,8 +151,7 @@ def quantize_static_qdq(
                 "CalibPercentile": 99.999,
             },
         )
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp_out.replace(out)
+        place_file(tmp_out, out)
     return {
         "mode": "static",
         "calibration": method,
@@ -170,8 +170,7 @@ def quantize_dynamic_int8(fp32: Path, out: Path) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
         tmp_out = Path(tmp) / "int8.onnx"
         quantize_dynamic(str(fp32), str(tmp_out), weight_type=QuantType.QInt8)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp_out.replace(out)
+        place_file(tmp_out, out)
     return {"mode": "dynamic", "weight_type": "QInt8"}
 
 

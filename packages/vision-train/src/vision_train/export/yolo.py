@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,7 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from vision_train.errors import ExportError
-from vision_train.export.common import check_onnx, compare_outputs, write_metadata, yolo_tensor
+from vision_train.export.common import (
+    check_onnx,
+    compare_outputs,
+    place_file,
+    write_metadata,
+    yolo_tensor,
+)
 from vision_train.ultralytics_env import offline_ultralytics
 
 
@@ -23,7 +28,11 @@ def export_yolo(
     dynamic: bool,
     sample_images: Sequence[Path],
 ) -> dict[str, object]:
-    """Export, check with onnx.checker, compare ORT with PyTorch on sample images."""
+    """Export, check with onnx.checker, compare ORT with PyTorch on sample images.
+
+    ultralytics writes its export beside the checkpoint: pass a copy in a temporary dir
+    (the pipeline does), never the user's file.
+    """
     offline_ultralytics()
     from ultralytics import YOLO
 
@@ -45,11 +54,13 @@ def export_yolo(
             )
     except Exception as exc:
         raise ExportError(f"ultralytics ONNX export of {checkpoint} failed: {exc}") from exc
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(exported), out_path)
+    place_file(Path(exported), out_path)
     names = dict(model.names)
     stride = int(max(model.model.stride)) if hasattr(model.model, "stride") else 32
-    write_metadata(out_path, {"arch": "yolo", "exported_by": "vision-train", "opset": str(opset)})
+    write_metadata(
+        out_path,
+        {"arch": "yolo", "exported_by": "vision-train", "opset": str(opset), "precision": "fp32"},
+    )
     check_onnx(out_path)
     max_diff = _agreement(model, out_path, imgsz, sample_images)
     return {

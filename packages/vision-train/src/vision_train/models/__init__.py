@@ -1,0 +1,1 @@
+"""Model building and checkpoint reading, one module per architecture (no training here)."""
