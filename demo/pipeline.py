@@ -12,10 +12,15 @@ script writes (`<workdir>/pipeline.toml`):
    INT8, both evaluated on the val split;
 2. `vision-label model` on a held-out unlabeled set, `vision-label eval` against its truth;
 3. `vision-stats serve` (SQLite) and `vision-server serve` on loopback;
-4. `vision-edge run` in local mode, then in stream mode (to the server), over a video;
-5. one summary: mAP FP32/INT8, INT8 speed-up, autolabel precision/recall, edge fps, the
-   server's round-trip p50, the stats overview, the run dirs and the dashboard URL
-   (also written to `<workdir>/summary.json`).
+4. `vision-edge run` in local mode, then in stream mode (to the server), over a video of
+   shapes moving across two counting lines (vision_core.synth_video, with MOT ground truth
+   and the true crossings), tracking on: crossings, zone visits and interval summaries go
+   to vision-stats with the per-frame events;
+5. `vision-edge score-tracking` of both runs against the video's ground truth;
+6. one summary: mAP FP32/INT8, INT8 speed-up, autolabel precision/recall, edge fps, the
+   server's round-trip p50, the counts per line against the truth and the tracking scores
+   (IDF1, MOTA, id switches), the stats overview and the counts vision-stats holds, the
+   run dirs and the dashboard URL (also written to `<workdir>/summary.json`).
 
 Every child runs in its own process group; on exit, error, Ctrl-C or SIGTERM each group is
 stopped (SIGINT, then SIGKILL after a grace period), so nothing is left running.
@@ -55,6 +60,7 @@ class Size:
     unlabeled: int
     video_frames: int
     calib: int
+    scene: tuple[int, int, int, int, int] = (256, 160, 30, 44, 10)  # w, h, min/max size, objects
 
 
 FULL = Size(
@@ -163,8 +169,23 @@ def metrics_of(run_dir: Path) -> dict[str, Any]:
     return record
 
 
+def scene_lines(scene_dir: Path) -> str:
+    """The scene's counting lines as [[track.lines]] tables (none before it exists)."""
+    meta = scene_dir / "scene.json"
+    if not meta.is_file():
+        return ""
+    out = []
+    for ln in json.loads(meta.read_text())["lines"]:
+        out.append(
+            f'[[track.lines]]\nname = "{ln["name"]}"\npoints = {json.dumps(ln["points"])}\n'
+            f'in_side = "{ln["in_side"]}"\n'
+        )
+    return "\n".join(out)
+
+
 def write_config(path: Path, workdir: Path, size: Size, stats_port: int, server_port: int) -> None:
     data = workdir / "data"
+    lines = scene_lines(data / "scene")
     path.write_text(
         f"""# Written by `python -m demo`: the one config file every step of the demo reads.
 [run]
@@ -199,7 +220,16 @@ on_conflict = "overwrite"
 
 [deploy.edge]
 source = "video"
-video_path = "{data / "street.avi"}"
+video_path = "{data / "scene" / "video.avi"}"
+save_tracks = true  # outputs/tracks.txt, for vision-edge score-tracking
+
+[track]
+enabled = true
+summary_sec = 5.0
+{lines}
+[[track.zones]]
+name = "left"
+points = [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]
 
 [deploy.remote]
 host = "127.0.0.1"
@@ -275,14 +305,21 @@ class Demo:
     def data(self) -> None:
         self.say("synthetic dataset, unlabeled hold-out set and video")
         self.step("synth", self.cli("vision-train", "synth", *self.cfg()))
-        from vision_core.synth import generate_unlabeled, generate_video
+        from vision_core.synth import generate_unlabeled
 
         data = self.workdir / "data"
         generate_unlabeled(
             data / "unlabeled", data / "unlabeled-truth", count=self.size.unlabeled,
             imgsz=self.size.imgsz, max_objects=3,
         )  # fmt: skip
-        generate_video(data / "street.avi", frames=self.size.video_frames, width=640, height=360)
+        from vision_core.synth_video import generate_tracking_video
+
+        w, h, lo, hi, n = self.size.scene
+        generate_tracking_video(
+            data / "scene", seed=7, frames=self.size.video_frames, width=w, height=h,
+            object_size=(lo, hi), objects=n,
+        )  # fmt: skip
+        write_config(self.config, self.workdir, self.size, self.stats_port, self.server_port)
 
     def train(self) -> Path:
         self.say(f"vision-train: YOLO11n from yolo11n.yaml, {self.size.epochs} epochs on the CPU")
@@ -383,6 +420,15 @@ class Demo:
                 f"deploy.edge.stream_endpoint=http://127.0.0.1:{self.server_port}/api/v1/frame")),
         )  # fmt: skip
         stream = metrics_of(newest_run(self.workdir, "demo-edge-stream"))["metrics"]
+        self.summary["tracking"] = {
+            "truth": json.loads((self.workdir / "data" / "scene" / "scene.json").read_text())[
+                "true_counts"
+            ],
+            "local": self.score("demo-edge-local"),
+            "stream": self.score("demo-edge-stream"),
+            "same_counts_local_and_stream": local["tracking"]["line_counts"]
+            == stream["tracking"]["line_counts"],
+        }
         self.summary["edge"] = {
             "local": {
                 "run_dir": str(newest_run(self.workdir, "demo-edge-local")),
@@ -401,6 +447,20 @@ class Demo:
             },
         }
 
+    def score(self, run_name: str) -> dict[str, Any]:
+        """`vision-edge score-tracking` of a run against the scene's ground truth."""
+        run = newest_run(self.workdir, run_name)
+        res = subprocess.run(
+            self.cli("vision-edge", "score-tracking", str(run),
+                     "--truth", str(self.workdir / "data" / "scene"), "--json"),
+            capture_output=True, text=True, env=self.env, check=False,
+        )  # fmt: skip
+        if res.returncode != 0:
+            raise DemoError(f"vision-edge score-tracking {run} failed: {res.stderr.strip()}")
+        score: dict[str, Any] = json.loads(res.stdout)
+        score["line_counts"] = metrics_of(run)["metrics"]["tracking"]["line_counts"]
+        return score
+
     def overview(self) -> None:
         base = f"http://127.0.0.1:{self.stats_port}/api/v1/stats"
         expected = sum(v["frames"] for v in self.summary["edge"].values())
@@ -411,7 +471,23 @@ class Demo:
             if ov["events_total"] >= expected:
                 break
             time.sleep(0.3)
+        counted = sum(
+            n
+            for side in ("local", "stream")
+            for by_cls in self.summary["tracking"][side]["line_counts"].values()
+            for by_dir in by_cls.values()
+            for n in by_dir.values()
+        )
+        crossings: dict[str, Any] = {}
+        while time.monotonic() < deadline:  # the crossing events travel the same way
+            crossings = get_json(f"{base}/track/counts?bucket=day&since=2d")
+            stored = sum(t["in"] + t["out"] for t in crossings["totals"])
+            if stored >= counted:
+                break
+            time.sleep(0.3)
         self.summary["stats"] = {
+            "crossings": crossings.get("totals", []),
+            "crossings_expected": counted,
             "overview": ov,
             "sources": {s["source_id"]: s["events"] for s in get_json(f"{base}/sources")},
             "classes": get_json(f"{base}/classes"),
@@ -446,6 +522,35 @@ def _fmt(v: Any, spec: str = ".3f") -> str:
     return "-" if v is None else format(v, spec)
 
 
+def _line_totals(nested: dict[str, dict[str, dict[str, int]]]) -> dict[str, tuple[int, int]]:
+    out: dict[str, tuple[int, int]] = {}
+    for line, by_cls in nested.items():
+        ins = sum(d.get("in", 0) for d in by_cls.values())
+        outs = sum(d.get("out", 0) for d in by_cls.values())
+        out[line] = (ins, outs)
+    return out
+
+
+def _tracking_lines(t: dict[str, Any]) -> list[str]:
+    truth = _line_totals(t["truth"])
+    local = t["local"]
+    counted = _line_totals(local["line_counts"])
+    per_line = ", ".join(
+        f"{line} in {counted.get(line, (0, 0))[0]}/{truth[line][0]} "
+        f"out {counted.get(line, (0, 0))[1]}/{truth[line][1]}"
+        for line in sorted(truth)
+    )
+    counts = local.get("counts", {})
+    return [
+        f"tracking   counted/true: {per_line}; error {counts.get('abs_error')} of "
+        f"{counts.get('true_total')} crossings (per line, class, direction)",
+        f"           IDF1 {_fmt(local['idf1'])}  MOTA {_fmt(local['mota'])}  "
+        f"id switches {local['id_switches']}; stream mode "
+        + ("counts the same" if t["same_counts_local_and_stream"] else "counts differently")
+        + f" (IDF1 {_fmt(t['stream']['idf1'])})",
+    ]
+
+
 def render(s: dict[str, Any]) -> str:
     t, a, e, st = s["train"], s["autolabel"], s["edge"], s["stats"]
     ov = st["overview"]
@@ -465,9 +570,12 @@ def render(s: dict[str, Any]) -> str:
         f"p50 {e['local']['latency_ms_p50']:.1f} ms",
         f"stream     {e['stream']['frames']} frames at {e['stream']['fps']:.1f} fps, "
         f"server round trip p50 {e['stream']['server_round_trip_ms_p50']:.1f} ms",
+        *_tracking_lines(s["tracking"]),
         f"stats      {ov.get('events_total')} events from {ov.get('source_count')} sources, "
         f"{ov.get('detections_total')} detections "
         + ", ".join(f"{c['class_name']} {c['detections']}" for c in st["classes"][:5]),
+        f"           crossings stored {sum(t['in'] + t['out'] for t in st['crossings'])} "
+        f"(both runs counted {st['crossings_expected']})",
         f"dashboard  {st['dashboard']}",
         "run dirs",
         f"  train      {t['run_dir']}",
