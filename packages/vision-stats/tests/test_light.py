@@ -21,7 +21,7 @@ def test_store_api_cli_and_service_import_no_ml_stack() -> None:
 
 def test_importing_the_package_does_not_import_the_web_stack() -> None:
     code = (
-        "import sys, vision_stats, vision_stats.track_events, vision_stats.store.sqlite\n"
+        "import sys, vision_stats, vision_stats.decode, vision_stats.store.sqlite\n"
         "print('litestar' in sys.modules, 'uvicorn' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
