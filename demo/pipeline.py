@@ -238,6 +238,7 @@ port = {server_port}
 [deploy.stats]
 endpoint = "http://127.0.0.1:{stats_port}/api/v1/stats/events"
 max_backoff_sec = 2.0
+flush_timeout_sec = 30.0  # the edge exits once its outbox is empty (or after this)
 
 [stats]
 db = "{workdir / "stats.db"}"
@@ -479,6 +480,7 @@ class Demo:
             for n in by_dir.values()
         )
         crossings: dict[str, Any] = {}
+        deadline = time.monotonic() + 30  # its own wait: the frames' may have used all of its
         while time.monotonic() < deadline:  # the crossing events travel the same way
             crossings = get_json(f"{base}/track/counts?bucket=day&since=2d")
             stored = sum(t["in"] + t["out"] for t in crossings["totals"])
