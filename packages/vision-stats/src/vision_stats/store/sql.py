@@ -1,4 +1,6 @@
-"""The store logic both engines share: one SQL dialect (`?` placeholders), rollups.
+"""The store: one interface (`StatsStore`), two engines (SQLite, PostgreSQL) that
+supply connections, transactions and the bulk-insert path; the logic is here, in one SQL
+dialect (`?` placeholders).
 
 An insert is one transaction: the engine stores the events whose event_id is new and
 says which ones; only those are added to the rollups, so a batch sent twice counts once
@@ -13,7 +15,7 @@ costs what the range's minutes cost, not what its events cost.
 from __future__ import annotations
 
 import math
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -45,7 +47,6 @@ from vision_stats.store.base import (
     MAX_LIMIT,
     MINUTE_US,
     EventRow,
-    StatsStore,
     as_batch,
     ceil_to,
     event_row,
@@ -136,8 +137,18 @@ def _check_limit(limit: int) -> int:
     return limit
 
 
-class SqlStore(StatsStore):
-    """Everything but connections, transactions and the bulk-insert path."""
+class StatsStore(ABC):
+    """One interface, two engines (SQLite, PostgreSQL). Thread-safe; open with `open_store`.
+
+    An engine subclass supplies connections, transactions and the bulk-insert path.
+    Filters: `source` (one source_id), `since` (inclusive) and `until` (exclusive), both
+    aware datetimes. Without a time range, totals come from rollups kept up to date by
+    every insert, so they cost the same at 1M events as at 10.
+    """
+
+    engine: str = ""
+    #: the DSN or path with any password blanked, for logs and messages
+    display_name: str = ""
 
     #: the two-argument maximum: MAX in SQLite, GREATEST in PostgreSQL
     greatest = "MAX"
@@ -187,7 +198,7 @@ class SqlStore(StatsStore):
     def _insert_all(self, cur: Cursor, table: Table, rows: list[tuple[Any, ...]]) -> None:
         """Insert every row (a conflict with a stored row is skipped)."""
 
-    def _lock_schema(self, cur: Cursor) -> None:
+    def _lock_schema(self, cur: Cursor) -> None:  # noqa: B027 - a hook, empty for SQLite
         """Keep two processes from migrating at once (SQLite: BEGIN IMMEDIATE does)."""
 
     def _fetch(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
@@ -197,7 +208,18 @@ class SqlStore(StatsStore):
 
         return self._read(run)
 
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> StatsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def init(self, target_version: int | None = None) -> int:
+        """Apply pending schema migrations (up to `target_version`); return the version."""
+
         def run(cur: Cursor) -> int:
             self._lock_schema(cur)
             return migrate(
@@ -214,11 +236,13 @@ class SqlStore(StatsStore):
         return self._read(current_version)
 
     def ping(self) -> None:
+        """Raise StoreUnavailableError unless the database answers."""
         self._fetch("SELECT 1")
 
     # -- writing ---------------------------------------------------------------------
 
     def insert(self, events: StatsEvent | Iterable[StatsEvent]) -> InsertResult:
+        """Store one event or a batch in one transaction; known event_ids are skipped."""
         batch = as_batch(events)
         unique: dict[str, EventRow] = {}
         for ev in batch:
@@ -246,6 +270,8 @@ class SqlStore(StatsStore):
         return Dialect(self._q, self.greatest, self.json_classes, self.json_value, self.sat_add)
 
     def insert_track_events(self, events: Iterable[TrackEvent]) -> InsertResult:
+        """Store a batch of crossings, zone events and summaries (kinds may be mixed) in
+        one transaction; an event whose (kind, event_id) is known is skipped."""
         batch = list(events)
         if not batch:
             return InsertResult(0, 0, 0, [], [])
@@ -256,6 +282,8 @@ class SqlStore(StatsStore):
         )
 
     def doctor(self, *, repair: bool = True) -> DoctorReport:
+        """Find (and repair) rows no reader should meet; rebuild the rollups from events."""
+
         def run(cur: Cursor) -> DoctorReport:
             report = run_doctor(cur, self._dialect(), repair=repair)
             rows, deleted, clamped = run_track_doctor(cur, self._q, repair=repair)
@@ -272,6 +300,7 @@ class SqlStore(StatsStore):
         return self._transact(run)
 
     def prune(self, older_than: timedelta, *, now: datetime | None = None) -> PruneResult:
+        """Delete events older than `older_than` (at minute granularity, never newer)."""
         if older_than <= timedelta(0):
             raise InvalidQueryError(
                 f"older_than: expected a positive duration, got {older_than}", field="older_than"
@@ -297,6 +326,7 @@ class SqlStore(StatsStore):
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> list[StatsEvent]:
+        """Newest first."""
         where, params = _where("ts_us", _span(since, until), source)
         rows = self._fetch(
             f"SELECT {', '.join(EVENT_COLUMNS)} FROM events{where}"
@@ -391,6 +421,7 @@ class SqlStore(StatsStore):
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> list[ClassTotal]:
+        """Most detected classes first (ties by name)."""
         span = _span(since, until)
         _check_limit(limit)
         if span == (None, None):
@@ -434,6 +465,7 @@ class SqlStore(StatsStore):
         return totals
 
     def sources(self, *, now: datetime | None = None) -> list[SourceInfo]:
+        """Every source with its last event time, the longest silent first."""
         now_us = to_us(now or datetime.now(UTC))
         rows = self._fetch(
             "SELECT source_id, events, detections, latency_sum, last_ts_us FROM source_totals"
@@ -460,6 +492,7 @@ class SqlStore(StatsStore):
         source: str | None = None,
         now: datetime | None = None,
     ) -> Series:
+        """Per-minute or per-hour buckets; default window: 60 minutes or 24 hours to now."""
         if bucket not in BUCKET_US:
             raise InvalidQueryError(
                 f"bucket: expected 'minute' or 'hour', got {bucket!r}", field="bucket"
@@ -498,6 +531,7 @@ class SqlStore(StatsStore):
         line: str | None = None,
         now: datetime | None = None,
     ) -> CountSeries:
+        """Crossings per bucket, line, class and direction (default: the last 24 hours)."""
         start, count, _ = window(bucket, since, until, now or datetime.now(UTC))
         return self._read(
             lambda cur: read_counts(cur, self._q, self.wide_sum, bucket, start, count, source, line)
@@ -506,6 +540,7 @@ class SqlStore(StatsStore):
     def zone_occupancy(
         self, *, source: str | None = None, zone: str | None = None
     ) -> list[ZoneOccupancy]:
+        """Objects inside each zone of each source now (enters - exits per class)."""
         return self._read(lambda cur: read_occupancy(cur, self._q, source, zone))
 
     def zone_series(
@@ -518,6 +553,7 @@ class SqlStore(StatsStore):
         zone: str | None = None,
         now: datetime | None = None,
     ) -> ZoneSeries:
+        """Enters, exits, dwell and occupancy at the end of each bucket, per zone and class."""
         start, count, _ = window(bucket, since, until, now or datetime.now(UTC))
         return self._read(
             lambda cur: read_zone_series(
@@ -534,6 +570,7 @@ class SqlStore(StatsStore):
         zone: str | None = None,
         now: datetime | None = None,
     ) -> list[DwellStats]:
+        """Dwell per zone and class over the exits in [since, until) (default: last 24 h)."""
         end = until or now or datetime.now(UTC)
         start = since if since is not None else end - timedelta(hours=24)
         lo, hi = _span(start, end)
@@ -551,6 +588,7 @@ class SqlStore(StatsStore):
         source: str | None = None,
         now: datetime | None = None,
     ) -> SummarySeries:
+        """Interval summaries per bucket: frames, detections, tracks, new tracks per class."""
         start, count, _ = window(bucket, since, until, now or datetime.now(UTC))
         return self._read(
             lambda cur: read_summaries(cur, self._q, self.wide_sum, bucket, start, count, source)

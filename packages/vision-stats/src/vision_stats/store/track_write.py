@@ -4,7 +4,7 @@ A batch of `TrackEvent`s (crossings, zone events, interval summaries, mixed) is 
 one transaction. Each kind has its own table with event_id as primary key: an event sent
 again is skipped (idempotent by kind and event_id; the devices' ids are UUIDv7, so two
 kinds never share one in practice). The engine says which rows were new
-(`SqlStore._insert_new`); only those are summed into the rollups here, in Python (a batch
+(`StatsStore._insert_new`); only those are summed into the rollups here, in Python (a batch
 holds at most 10 000 events: one pass over them is microseconds per event), and upserted
 in primary-key order, so concurrent writers lock rollup rows in the same order.
 
