@@ -22,6 +22,7 @@ from typing import NamedTuple
 import msgspec
 
 from vision_core.types import StatsEvent
+from vision_stats.errors import InvalidQueryError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US = timedelta(microseconds=1)
@@ -69,6 +70,31 @@ def floor_to(us: int, width: int) -> int:
 
 def ceil_to(us: int, width: int) -> int:
     return -floor_to(-us, width)
+
+
+def widen(
+    bucket: str,
+    width: int,
+    default_count: int,
+    since: datetime | None,
+    until: datetime | None,
+    now: datetime,
+    *,
+    wider: str,
+) -> tuple[int, int]:
+    """(start µs, number of buckets) of [since, until) widened to whole buckets of `width`
+    (without since: the `default_count` buckets up to until or now). More than MAX_BUCKETS
+    is an InvalidQueryError whose advice ends with `wider`; none at all is the caller's."""
+    end = ceil_to(to_us(until or now), width)
+    start = floor_to(to_us(since), width) if since is not None else end - default_count * width
+    count = (end - start) // width
+    if count > MAX_BUCKETS:
+        raise InvalidQueryError(
+            f"the range holds {count} {bucket} buckets, more than {MAX_BUCKETS}: narrow"
+            f" since/until or {wider}",
+            field="since",
+        )
+    return start, count
 
 
 class EventRow(NamedTuple):

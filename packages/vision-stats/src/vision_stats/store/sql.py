@@ -43,7 +43,6 @@ from vision_stats.store.base import (
     BUCKET_US,
     EVENT_COLUMNS,
     HOUR_US,
-    MAX_BUCKETS,
     MAX_LIMIT,
     MINUTE_US,
     EventRow,
@@ -55,6 +54,7 @@ from vision_stats.store.base import (
     row_event,
     sat,
     to_us,
+    widen,
 )
 from vision_stats.store.doctor import run_doctor
 from vision_stats.store.migrations import current_version, migrate
@@ -497,22 +497,11 @@ class StatsStore(ABC):
             raise InvalidQueryError(
                 f"bucket: expected 'minute' or 'hour', got {bucket!r}", field="bucket"
             )
-        width = BUCKET_US[bucket]
-        end = ceil_to(to_us(until or now or datetime.now(UTC)), width)
-        start = (
-            floor_to(to_us(since), width)
-            if since is not None
-            else end - _DEFAULT_WINDOW[bucket] * width
-        )
-        count = (end - start) // width
+        now = now or datetime.now(UTC)
+        width, default = BUCKET_US[bucket], _DEFAULT_WINDOW[bucket]
+        start, count = widen(bucket, width, default, since, until, now, wider="use bucket=hour")
         if count <= 0:
             raise InvalidQueryError("since must be before until", field="since")
-        if count > MAX_BUCKETS:
-            raise InvalidQueryError(
-                f"the range holds {count} {bucket} buckets, more than {MAX_BUCKETS}:"
-                " narrow since/until or use bucket=hour",
-                field="since",
-            )
         return self._read(
             lambda cur: read_series(
                 cur, self._q, bucket, start, count, source, self.percentiles, self.wide_sum
@@ -532,10 +521,7 @@ class StatsStore(ABC):
         now: datetime | None = None,
     ) -> CountSeries:
         """Crossings per bucket, line, class and direction (default: the last 24 hours)."""
-        start, count, _ = window(bucket, since, until, now or datetime.now(UTC))
-        return self._read(
-            lambda cur: read_counts(cur, self._q, self.wide_sum, bucket, start, count, source, line)
-        )
+        return self._track_read(read_counts, bucket, since, until, now, source, line)
 
     def zone_occupancy(
         self, *, source: str | None = None, zone: str | None = None
@@ -554,12 +540,7 @@ class StatsStore(ABC):
         now: datetime | None = None,
     ) -> ZoneSeries:
         """Enters, exits, dwell and occupancy at the end of each bucket, per zone and class."""
-        start, count, _ = window(bucket, since, until, now or datetime.now(UTC))
-        return self._read(
-            lambda cur: read_zone_series(
-                cur, self._q, self.wide_sum, bucket, start, count, source, zone
-            )
-        )
+        return self._track_read(read_zone_series, bucket, since, until, now, source, zone)
 
     def dwell_stats(
         self,
@@ -589,7 +570,17 @@ class StatsStore(ABC):
         now: datetime | None = None,
     ) -> SummarySeries:
         """Interval summaries per bucket: frames, detections, tracks, new tracks per class."""
-        start, count, _ = window(bucket, since, until, now or datetime.now(UTC))
-        return self._read(
-            lambda cur: read_summaries(cur, self._q, self.wide_sum, bucket, start, count, source)
-        )
+        return self._track_read(read_summaries, bucket, since, until, now, source)
+
+    def _track_read(
+        self,
+        read: Callable[..., T],
+        bucket: TrackBucket,
+        since: datetime | None,
+        until: datetime | None,
+        now: datetime | None,
+        *names: str | None,
+    ) -> T:
+        """read(cur, q, wide_sum, window, *names) over the range widened to whole buckets."""
+        win = window(bucket, since, until, now or datetime.now(UTC))
+        return self._read(lambda cur: read(cur, self._q, self.wide_sum, win, *names))
