@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import click
 
@@ -81,12 +81,21 @@ def _show(obj: object, as_json: bool, table: Callable[[Any], str]) -> None:
     click.echo(render.to_json(obj) if as_json else table(obj))
 
 
+class Filters(TypedDict):
+    """--source, --since and --until, as the store's keyword arguments."""
+
+    source: str | None
+    since: datetime | None
+    until: datetime | None
+
+
 def _read_command(
     table: Callable[[Any], str], *, filters: bool = True
 ) -> Callable[[Callable[..., object]], Callable[..., None]]:
     """A command that reads the store: --db, the config options and --json, and with
-    `filters` --source, --since and --until (the times parsed). The function gets the
-    open store and its options; what it returns is printed as a table or as JSON."""
+    `filters` --source, --since and --until. The function gets the open store, with
+    `filters` a Filters (the times parsed), and its own options; what it returns is
+    printed as a table or as JSON."""
 
     def decorate(read: Callable[..., object]) -> Callable[..., None]:
         @functools.wraps(read)
@@ -98,10 +107,15 @@ def _read_command(
             **options: Any,
         ) -> None:
             with _store(config_path, overrides, db) as store, _errors():
-                if filters:
-                    options["since"] = parse_optional_time(options["since"], what="--since")
-                    options["until"] = parse_optional_time(options["until"], what="--until")
-                _show(read(store, **options), as_json, table)
+                if not filters:
+                    _show(read(store, **options), as_json, table)
+                    return
+                where = Filters(
+                    source=options.pop("source"),
+                    since=parse_optional_time(options.pop("since"), what="--since"),
+                    until=parse_optional_time(options.pop("until"), what="--until"),
+                )
+                _show(read(store, where, **options), as_json, table)
 
         command = _json_option(_db_options(command))
         return _filter_options(command) if filters else command
@@ -118,38 +132,24 @@ def main() -> None:
 @main.command()
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
 @_read_command(render.recent_table)
-def recent(
-    store: StatsStore,
-    limit: int,
-    source: str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> list[StatsEvent]:
+def recent(store: StatsStore, where: Filters, limit: int) -> list[StatsEvent]:
     """The newest events."""
-    return store.recent(limit, source=source, since=since, until=until)
+    return store.recent(limit, **where)
 
 
 @main.command()
 @_read_command(render.overview_table)
-def overview(
-    store: StatsStore, source: str | None, since: datetime | None, until: datetime | None
-) -> Overview:
+def overview(store: StatsStore, where: Filters) -> Overview:
     """Totals: events, detections, average latency, sources, last event."""
-    return store.overview(source=source, since=since, until=until)
+    return store.overview(**where)
 
 
 @main.command()
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
 @_read_command(render.classes_table)
-def classes(
-    store: StatsStore,
-    limit: int,
-    source: str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> list[ClassTotal]:
+def classes(store: StatsStore, where: Filters, limit: int) -> list[ClassTotal]:
     """Detections per class, most first."""
-    return store.class_totals(limit, source=source, since=since, until=until)
+    return store.class_totals(limit, **where)
 
 
 @main.command()
@@ -232,31 +232,19 @@ def serve(
 )
 @click.option("--line", default=None, help="Only this line.")
 @_read_command(render.counts_table)
-def counts(
-    store: StatsStore,
-    bucket: TrackBucket,
-    line: str | None,
-    source: str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> CountSeries:
+def counts(store: StatsStore, where: Filters, bucket: TrackBucket, line: str | None) -> CountSeries:
     """Line crossings per bucket, line and class, in and out."""
-    return store.track_counts(bucket=bucket, since=since, until=until, source=source, line=line)
+    return store.track_counts(bucket=bucket, line=line, **where)
 
 
 @main.command()
 @click.option("--zone", default=None, help="Only this zone.")
 @_read_command(render.zones_table)
-def zones(
-    store: StatsStore,
-    zone: str | None,
-    source: str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> ZonesReport:
+def zones(store: StatsStore, where: Filters, zone: str | None) -> ZonesReport:
     """Zone occupancy now, and dwell per zone and class (--since: default 24h)."""
-    end = until or datetime.now(UTC)
-    start = since or end - timedelta(hours=24)
+    source = where["source"]
+    end = where["until"] or datetime.now(UTC)
+    start = where["since"] or end - timedelta(hours=24)
     return ZonesReport(
         occupancy=store.zone_occupancy(source=source, zone=zone),
         dwell_since_utc=start,
