@@ -15,7 +15,7 @@ counts_json that does not parse reads as no classes. Rows that needed this are w
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Sequence, Set
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
@@ -23,6 +23,7 @@ import msgspec
 
 from vision_core.types import StatsEvent
 from vision_stats.errors import InvalidQueryError
+from vision_stats.models import InsertResult
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US = timedelta(microseconds=1)
@@ -166,3 +167,19 @@ def class_counts(row: EventRow) -> dict[str, int]:
 
 def as_batch(events: StatsEvent | Iterable[StatsEvent]) -> list[StatsEvent]:
     return [events] if isinstance(events, StatsEvent) else list(events)
+
+
+def insert_result(batch: Sequence[tuple[Hashable, str]], new: Set[Hashable]) -> InsertResult:
+    """The answer to an insert of `batch`, (key, event_id) in the order sent, whose keys in
+    `new` were stored just now: the first event of a new key is stored; a known key, and a
+    repeat inside the batch, is a duplicate."""
+    fresh = set(new)
+    stored: list[str] = []
+    duplicates: list[str] = []
+    for key, event_id in batch:
+        if key in fresh:
+            stored.append(event_id)
+            fresh.discard(key)
+        else:
+            duplicates.append(event_id)
+    return InsertResult(len(batch), len(stored), len(duplicates), stored, duplicates)

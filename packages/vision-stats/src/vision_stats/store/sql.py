@@ -51,6 +51,7 @@ from vision_stats.store.base import (
     event_row,
     floor_to,
     from_us,
+    insert_result,
     row_event,
     sat,
     to_us,
@@ -250,15 +251,7 @@ class StatsStore(ABC):
                 unique[ev.event_id] = event_row(ev)
         rows = [unique[k] for k in sorted(unique)]  # key order: index locality, lock order
         new_ids = self._transact(lambda cur: self._store(cur, rows)) if rows else set()
-        stored: list[str] = []
-        duplicates: list[str] = []
-        for ev in batch:
-            if ev.event_id in new_ids:
-                stored.append(ev.event_id)
-                new_ids.discard(ev.event_id)  # a repeat inside the batch is a duplicate
-            else:
-                duplicates.append(ev.event_id)
-        return InsertResult(len(batch), len(stored), len(duplicates), stored, duplicates)
+        return insert_result([(ev.event_id, ev.event_id) for ev in batch], new_ids)
 
     def _store(self, cur: Cursor, rows: list[EventRow]) -> set[str]:
         new_ids, new_rows = self._insert_events(cur, rows)
