@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -10,6 +9,8 @@ import pytest
 from vision_stats.errors import SchemaVersionError
 from vision_stats.store import LATEST_VERSION, open_store
 from vision_stats.store.base import EVENT_COLUMNS, event_row
+
+from .conftest import run_in_threads
 
 
 def test_v1_rows_are_backfilled_into_the_v2_rollups(db_url: str, make_event) -> None:
@@ -56,22 +57,13 @@ def test_a_database_newer_than_the_code_is_refused(db_url: str) -> None:
 
 def test_services_starting_together_migrate_once(db_url: str) -> None:
     results: list[int] = []
-    errors: list[BaseException] = []
 
-    def start() -> None:
-        try:
-            store = open_store(db_url)
-            results.append(store.schema_version())
-            store.close()
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+    def start(_: int) -> None:
+        store = open_store(db_url)
+        results.append(store.schema_version())
+        store.close()
 
-    threads = [threading.Thread(target=start) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    run_in_threads(start, 4)
     assert results == [LATEST_VERSION] * 4
     store = open_store(db_url)
     rows = store._fetch("SELECT version FROM schema_migrations ORDER BY version")
