@@ -58,10 +58,21 @@ def poisoned(module_db_url: str) -> Iterator[tuple[TestClient[Any], str]]:
         yield client, module_db_url
 
 
-def _post(client: TestClient[Any], body: Any, content_type: str) -> Any:
+def _post(
+    client: TestClient[Any], url: str, body: Any, content_type: str = "application/json"
+) -> Any:
     return client.post(
-        URL, content=poison_bytes(body), headers={"X-API-Key": KEY, "Content-Type": content_type}
+        url, content=poison_bytes(body), headers={"X-API-Key": KEY, "Content-Type": content_type}
     )
+
+
+def _refused(r: Any, status: int) -> dict[str, Any]:
+    """The JSON answer to a refused body, checked: the status, the request id, short."""
+    assert r.status_code == status, r.text[:500]
+    answer: dict[str, Any] = r.json()
+    assert answer["status_code"] == status and answer["request_id"] == r.headers["x-request-id"]
+    assert len(r.content) < 4096  # the detail names the problem, it does not echo 1 MB
+    return answer
 
 
 def _events(client: TestClient[Any]) -> int:
@@ -77,11 +88,7 @@ def test_a_poison_body_is_refused_with_a_4xx_and_stores_nothing(
 ) -> None:
     client, _ = poisoned
     before = _events(client)
-    r = _post(client, body, content_type)
-    assert r.status_code == status, r.text[:500]
-    answer = r.json()
-    assert answer["status_code"] == status and answer["request_id"] == r.headers["x-request-id"]
-    assert len(r.content) < 4096  # the detail names the problem, it does not echo 1 MB
+    _refused(_post(client, URL, body, content_type), status)
     assert _events(client) == before
 
 
@@ -90,7 +97,7 @@ def test_after_the_poison_reads_commands_and_a_normal_event_work(
 ) -> None:
     client, db = poisoned
     for _, body, content_type, _status in STATS_POISON:  # the whole table, in one go
-        assert _post(client, body, content_type).status_code < 500
+        assert _post(client, URL, body, content_type).status_code < 500
     for path in READS:
         r = client.get(path, headers={"X-API-Key": KEY})
         assert r.status_code == 200, (path, r.text[:300])
@@ -142,23 +149,11 @@ def test_a_poison_track_event_is_refused_naming_the_field_and_stores_nothing(
 ) -> None:
     client, _ = poisoned
     before = _stored_track_rows(client)
-    r = _post_to(client, TRACK_URL, body)
-    assert r.status_code == status, r.text[:500]
-    answer = r.json()
-    assert answer["status_code"] == status and answer["request_id"] == r.headers["x-request-id"]
-    assert len(r.content) < 4096
+    answer = _refused(_post(client, TRACK_URL, body), status)
     if field:
         assert f"invalid event at {field}" in answer["detail"], answer["detail"]
         assert answer["extra"]["field"].startswith(field)
     assert _stored_track_rows(client) == before
-
-
-def _post_to(client: TestClient[Any], url: str, body: Any) -> Any:
-    return client.post(
-        url,
-        content=poison_bytes(body),
-        headers={"X-API-Key": KEY, "Content-Type": "application/json"},
-    )
 
 
 def test_after_the_track_poison_reads_commands_and_normal_track_events_work(
@@ -166,7 +161,7 @@ def test_after_the_track_poison_reads_commands_and_normal_track_events_work(
 ) -> None:
     client, db = poisoned
     for _, body, _status, _field in TRACK_POISON:
-        assert _post_to(client, TRACK_URL, body).status_code < 500
+        assert _post(client, TRACK_URL, body).status_code < 500
     for path in READS:
         r = client.get(path, headers={"X-API-Key": KEY})
         assert r.status_code == 200, (path, r.text[:300])
