@@ -59,6 +59,21 @@ def sat(value: object) -> int:
     return max(INT64_MIN, min(INT64_MAX, n))
 
 
+def clamp(value: object, cap: int) -> int:
+    """An integer read from the database, saturated into [0, cap]."""
+    return max(0, min(cap, sat(value)))
+
+
+def clamp_float(value: object, cap: float) -> float:
+    """A float read from the database, in [0, cap]: junk, NaN, infinities and negatives
+    read as 0."""
+    try:
+        f = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
+    return min(f, cap) if math.isfinite(f) and f >= 0 else 0.0
+
+
 def from_us(us: object) -> datetime:
     """The datetime of stored microseconds, clamped into what a datetime can hold."""
     return EPOCH + timedelta(microseconds=max(MIN_US, min(MAX_US, sat(us))))
