@@ -72,6 +72,13 @@
 
   function classColor(i) { return `c${Math.min(i, MAX_CLASSES)}`; }
 
+  // the bar of bucket i (of width bw), from y down h pixels, with its hover title
+  function bucketBar(svg, i, bw, y, h, cls, title) {
+    const rect = el("svg:rect", { x: PAD.l + i * bw + bw * 0.1, y, width: Math.max(1, bw * 0.8), height: h, class: cls });
+    rect.appendChild(el("svg:title", {}, title));
+    svg.appendChild(rect);
+  }
+
   function drawClasses(totals) {
     const svg = $("chart-classes");
     if (!totals.length) return emptyChart(svg, "no detections yet");
@@ -116,19 +123,11 @@
         if (!n) continue;
         const h = (plotH * n) / max;
         y -= h;
-        const rect = el("svg:rect", { x: PAD.l + i * bw + bw * 0.1, y, width: Math.max(1, bw * 0.8), height: h, class: `bar ${color}` });
-        rect.appendChild(el("svg:title", {}, `${fmtTime(b.ts_utc)} ${name}: ${fmtInt(n)}`));
-        svg.appendChild(rect);
+        bucketBar(svg, i, bw, y, h, `bar ${color}`, `${fmtTime(b.ts_utc)} ${name}: ${fmtInt(n)}`);
       }
     });
     xLabels(svg, buckets, series.bucket);
-    const names = hasOther ? [...shown, "other"] : shown;
-    names.forEach((name, k) => {
-      const item = el("span");
-      item.appendChild(el("i", { class: `swatch ${classColor(k)}` }));
-      item.appendChild(document.createTextNode(name));
-      legend.appendChild(item);
-    });
+    legendOf(legend, hasOther ? [...shown, "other"] : shown);
   }
 
   function drawLatency(series) {
@@ -142,9 +141,7 @@
     buckets.forEach((b, i) => { // events as light bars behind the lines, scaled to the plot
       if (!b.events) return;
       const h = (plotH * b.events) / maxEvents;
-      const rect = el("svg:rect", { x: PAD.l + i * bw + bw * 0.1, y: PAD.t + plotH - h, width: Math.max(1, bw * 0.8), height: h, class: "bar-events" });
-      rect.appendChild(el("svg:title", {}, `${fmtTime(b.ts_utc)}: ${fmtInt(b.events)} events`));
-      svg.appendChild(rect);
+      bucketBar(svg, i, bw, PAD.t + plotH - h, h, "bar-events", `${fmtTime(b.ts_utc)}: ${fmtInt(b.events)} events`);
     });
     const max = niceMax(Math.max(...buckets.map((b) => b.p95_latency_ms || 0)));
     yAxis(svg, max, (v) => v.toFixed(v < 10 ? 1 : 0));
@@ -226,9 +223,8 @@
         if (!v) return;
         const h = (plotH * v) / max;
         y -= h;
-        const rect = el("svg:rect", { x: PAD.l + i * bw + bw * 0.1, y, width: Math.max(1, bw * 0.8), height: h, class: `bar ${classColor(k)}` });
-        rect.appendChild(el("svg:title", {}, `${fmtTime(new Date(start + i * width).toISOString())} ${name}: ${fmtInt(v)}`));
-        svg.appendChild(rect);
+        const title = `${fmtTime(new Date(start + i * width).toISOString())} ${name}: ${fmtInt(v)}`;
+        bucketBar(svg, i, bw, y, h, `bar ${classColor(k)}`, title);
       });
     });
     const buckets = Array.from({ length: n }, (_, i) => ({ ts_utc: new Date(start + i * width).toISOString() }));
