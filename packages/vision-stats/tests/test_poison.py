@@ -79,17 +79,48 @@ def _events(client: TestClient[Any]) -> int:
     return int(client.get("/api/v1/stats/overview").json()["events_total"])
 
 
+def _stored_track_rows(client: TestClient[Any]) -> tuple[int, int, int]:
+    day = {"since": "1000d", "bucket": "day"}
+    crossings = sum(
+        t["in"] + t["out"]
+        for t in client.get("/api/v1/stats/track/counts", params=day).json()["totals"]
+    )
+    zones = client.get("/api/v1/stats/track/occupancy").json()
+    summaries = client.get("/api/v1/stats/track/summaries", params=day).json()["buckets"]
+    return (
+        crossings,
+        sum(z["enters"] + z["exits"] for z in zones),
+        sum(b["intervals"] for b in summaries),
+    )
+
+
+def _stored(client: TestClient[Any]) -> tuple[int, int, int, int]:
+    return (_events(client), *_stored_track_rows(client))
+
+
 @pytest.mark.parametrize(
-    ("body", "content_type", "status"),
-    [pytest.param(b, c, s, id=name) for name, b, c, s in STATS_POISON],
+    ("url", "body", "content_type", "status", "field"),
+    [pytest.param(URL, b, c, s, "", id=name) for name, b, c, s in STATS_POISON]
+    + [
+        pytest.param(TRACK_URL, b, "application/json", s, f, id=f"track-{name}")
+        for name, b, s, f in TRACK_POISON
+    ],
 )
-def test_a_poison_body_is_refused_with_a_4xx_and_stores_nothing(
-    poisoned: tuple[TestClient[Any], str], body: Any, content_type: str, status: int
+def test_a_poison_body_is_refused_with_a_4xx_naming_the_field_and_stores_nothing(
+    poisoned: tuple[TestClient[Any], str],
+    url: str,
+    body: Any,
+    content_type: str,
+    status: int,
+    field: str,
 ) -> None:
     client, _ = poisoned
-    before = _events(client)
-    _refused(_post(client, URL, body, content_type), status)
-    assert _events(client) == before
+    before = _stored(client)
+    answer = _refused(_post(client, url, body, content_type), status)
+    if field:
+        assert f"invalid event at {field}" in answer["detail"], answer["detail"]
+        assert answer["extra"]["field"].startswith(field)
+    assert _stored(client) == before
 
 
 def test_after_the_poison_reads_commands_and_a_normal_event_work(
@@ -123,37 +154,6 @@ def test_after_the_poison_reads_commands_and_a_normal_event_work(
         assert POISON_SOURCE in result.output or command[0] == "overview"
     overview = json.loads(runner.invoke(main, ["overview", "--json", "--db", db]).output)
     assert overview["events_total"] == before + 1
-
-
-def _stored_track_rows(client: TestClient[Any]) -> tuple[int, int, int]:
-    day = {"since": "1000d", "bucket": "day"}
-    crossings = sum(
-        t["in"] + t["out"]
-        for t in client.get("/api/v1/stats/track/counts", params=day).json()["totals"]
-    )
-    zones = client.get("/api/v1/stats/track/occupancy").json()
-    summaries = client.get("/api/v1/stats/track/summaries", params=day).json()["buckets"]
-    return (
-        crossings,
-        sum(z["enters"] + z["exits"] for z in zones),
-        sum(b["intervals"] for b in summaries),
-    )
-
-
-@pytest.mark.parametrize(
-    ("body", "status", "field"),
-    [pytest.param(b, s, f, id=name) for name, b, s, f in TRACK_POISON],
-)
-def test_a_poison_track_event_is_refused_naming_the_field_and_stores_nothing(
-    poisoned: tuple[TestClient[Any], str], body: Any, status: int, field: str
-) -> None:
-    client, _ = poisoned
-    before = _stored_track_rows(client)
-    answer = _refused(_post(client, TRACK_URL, body), status)
-    if field:
-        assert f"invalid event at {field}" in answer["detail"], answer["detail"]
-        assert answer["extra"]["field"].startswith(field)
-    assert _stored_track_rows(client) == before
 
 
 def test_after_the_track_poison_reads_commands_and_normal_track_events_work(
