@@ -72,6 +72,18 @@
 
   function classColor(i) { return `c${Math.min(i, MAX_CLASSES)}`; }
 
+  // the tbody of table `id`, emptied
+  function emptyBody(id) {
+    const body = $(id).tBodies[0];
+    clear(body);
+    return body;
+  }
+
+  // a muted line across the table: nothing to show, or how many rows were left out
+  function mutedRow(body, cols, text) {
+    body.appendChild(el("tr")).appendChild(el("td", { colspan: cols, class: "muted" }, text));
+  }
+
   // the bar of bucket i (of width bw), from y down h pixels, with its hover title
   function bucketBar(svg, i, bw, y, h, cls, title) {
     const rect = el("svg:rect", { x: PAD.l + i * bw + bw * 0.1, y, width: Math.max(1, bw * 0.8), height: h, class: cls });
@@ -176,8 +188,7 @@
   // crossings per bucket, stacked by "line / class" (in + out); the totals below
   function drawCrossings(counts) {
     const svg = $("chart-crossings");
-    const body = $("crossing-totals").tBodies[0];
-    clear(body);
+    const body = emptyBody("crossing-totals");
     for (const t of counts.totals) {
       const tr = el("tr", { "data-line": t.line, "data-class": t.class_name });
       tr.appendChild(el("td", {}, t.line));
@@ -261,10 +272,9 @@
   }
 
   function drawZonesNow(zones) {
-    const body = $("zones").tBodies[0];
-    clear(body);
+    const body = emptyBody("zones");
     if (!zones.length) {
-      body.appendChild(el("tr")).appendChild(el("td", { colspan: 9, class: "muted" }, "no zone events yet"));
+      mutedRow(body, 9, "no zone events yet");
       return;
     }
     // a fleet has thousands: the fullest first, at most MAX_ZONE_ROWS
@@ -285,7 +295,7 @@
     }
     if (zones.length > rows.length) {
       const more = `${fmtInt(zones.length - rows.length)} more zones (vision-stats zones, or GET ${API}/track/occupancy)`;
-      body.appendChild(el("tr")).appendChild(el("td", { colspan: 9, class: "muted" }, more));
+      mutedRow(body, 9, more);
     }
   }
 
@@ -304,10 +314,9 @@
   }
 
   function drawSources(sources) {
-    const body = $("sources").tBodies[0];
-    clear(body);
+    const body = emptyBody("sources");
     if (!sources.length) {
-      body.appendChild(el("tr")).appendChild(el("td", { colspan: 6, class: "muted" }, "no source yet"));
+      mutedRow(body, 6, "no source yet");
       return;
     }
     for (const s of sources) {
@@ -326,8 +335,7 @@
   }
 
   function drawRecent(events) {
-    const body = $("recent").tBodies[0];
-    clear(body);
+    const body = emptyBody("recent");
     for (const e of events) {
       const tr = el("tr");
       const classes = Object.entries(e.counts_by_class || {}).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(", ");
