@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -140,6 +141,24 @@ def summary(
         new_tracks_by_class=new_tracks or {},
         model="yolo11n",
     )
+
+
+def run_in_threads(work: Callable[[int], object], n: int = 4) -> None:
+    """work(0), ..., work(n - 1), each in its own thread, all at once; fails on any error."""
+    errors: list[BaseException] = []
+
+    def run(k: int) -> None:
+        try:
+            work(k)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

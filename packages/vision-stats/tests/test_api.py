@@ -214,9 +214,19 @@ def test_query_endpoints_answer_with_the_stored_figures(
         ("/series", {"bucket": "day"}, "Validation failed"),
         ("/series", {"since": "90d", "bucket": "minute"}, "more than 1500"),
         ("/classes", {"since": "1h", "until": "2h"}, "must be before until"),
+        ("/track/counts", {"bucket": "week"}, "Validation failed"),
+        ("/track/counts", {"since": "last tuesday"}, "since: expected an ISO 8601 time"),
+        ("/track/counts", {"bucket": "minute", "since": "30d"}, "more than 1500"),
+        ("/track/counts", {"since": "1h", "until": "2h"}, "must be before until"),
+        ("/track/counts", {"line": "gate\x1b[2J"}, "Validation failed"),
+        ("/track/counts", {"line": ""}, "Validation failed"),
+        ("/track/occupancy", {"zone": "z" * 201}, "Validation failed"),
+        ("/track/occupancy/series", {"bucket": "day", "since": "3650d"}, "more than 1500"),
+        ("/track/dwell", {"until": "9999-12-31T23:59:59-05:00"}, "until: "),
+        ("/track/summaries", {"source": "cam\u202e"}, "Validation failed"),
     ],
 )
-def test_bad_query_parameters_are_400(
+def test_bad_query_parameters_are_400_naming_them(
     shared_client: TestClient[Any], path: str, params: dict[str, str], words: str
 ) -> None:
     r = shared_client.get("/api/v1/stats" + path, params=params)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -10,12 +9,12 @@ import pytest
 from vision_stats.errors import SchemaVersionError
 from vision_stats.store import LATEST_VERSION, open_store
 from vision_stats.store.base import EVENT_COLUMNS, event_row
-from vision_stats.store.sql import SqlStore
+
+from .conftest import run_in_threads
 
 
 def test_v1_rows_are_backfilled_into_the_v2_rollups(db_url: str, make_event) -> None:
     store = open_store(db_url, migrate=False)
-    assert isinstance(store, SqlStore)
     try:
         assert store.init(target_version=1) == 1
         events = [make_event(i, source=f"cam-{i % 2}") for i in range(40)]
@@ -45,7 +44,6 @@ def test_v1_rows_are_backfilled_into_the_v2_rollups(db_url: str, make_event) -> 
 
 def test_a_database_newer_than_the_code_is_refused(db_url: str) -> None:
     store = open_store(db_url)
-    assert isinstance(store, SqlStore)
     store._transact(
         lambda cur: cur.execute(
             store._q("INSERT INTO schema_migrations (version, name, applied_us) VALUES (?, ?, ?)"),
@@ -59,25 +57,15 @@ def test_a_database_newer_than_the_code_is_refused(db_url: str) -> None:
 
 def test_services_starting_together_migrate_once(db_url: str) -> None:
     results: list[int] = []
-    errors: list[BaseException] = []
 
-    def start() -> None:
-        try:
-            store = open_store(db_url)
-            results.append(store.schema_version())
-            store.close()
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+    def start(_: int) -> None:
+        store = open_store(db_url)
+        results.append(store.schema_version())
+        store.close()
 
-    threads = [threading.Thread(target=start) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    run_in_threads(start, 4)
     assert results == [LATEST_VERSION] * 4
     store = open_store(db_url)
-    assert isinstance(store, SqlStore)
     rows = store._fetch("SELECT version FROM schema_migrations ORDER BY version")
     store.close()
     assert [r[0] for r in rows] == list(range(1, LATEST_VERSION + 1))
@@ -90,7 +78,6 @@ def test_a_database_of_the_previous_schema_gains_the_tracking_tables(db_url: str
     from .conftest import build_event, crossing, zone_event
 
     old = open_store(db_url, migrate=False)
-    assert isinstance(old, SqlStore)
     try:
         assert old.init(target_version=2) == 2
         old.insert([build_event(i, source=f"cam-{i % 3}") for i in range(30)])
@@ -98,7 +85,6 @@ def test_a_database_of_the_previous_schema_gains_the_tracking_tables(db_url: str
     finally:
         old.close()
     store = open_store(db_url)
-    assert isinstance(store, SqlStore)
     try:
         assert store.schema_version() == LATEST_VERSION == 3
         assert (store.overview(), store.class_totals()) == before[:2]

@@ -58,31 +58,69 @@ def poisoned(module_db_url: str) -> Iterator[tuple[TestClient[Any], str]]:
         yield client, module_db_url
 
 
-def _post(client: TestClient[Any], body: Any, content_type: str) -> Any:
+def _post(
+    client: TestClient[Any], url: str, body: Any, content_type: str = "application/json"
+) -> Any:
     return client.post(
-        URL, content=poison_bytes(body), headers={"X-API-Key": KEY, "Content-Type": content_type}
+        url, content=poison_bytes(body), headers={"X-API-Key": KEY, "Content-Type": content_type}
     )
+
+
+def _refused(r: Any, status: int) -> dict[str, Any]:
+    """The JSON answer to a refused body, checked: the status, the request id, short."""
+    assert r.status_code == status, r.text[:500]
+    answer: dict[str, Any] = r.json()
+    assert answer["status_code"] == status and answer["request_id"] == r.headers["x-request-id"]
+    assert len(r.content) < 4096  # the detail names the problem, it does not echo 1 MB
+    return answer
 
 
 def _events(client: TestClient[Any]) -> int:
     return int(client.get("/api/v1/stats/overview").json()["events_total"])
 
 
+def _stored_track_rows(client: TestClient[Any]) -> tuple[int, int, int]:
+    day = {"since": "1000d", "bucket": "day"}
+    crossings = sum(
+        t["in"] + t["out"]
+        for t in client.get("/api/v1/stats/track/counts", params=day).json()["totals"]
+    )
+    zones = client.get("/api/v1/stats/track/occupancy").json()
+    summaries = client.get("/api/v1/stats/track/summaries", params=day).json()["buckets"]
+    return (
+        crossings,
+        sum(z["enters"] + z["exits"] for z in zones),
+        sum(b["intervals"] for b in summaries),
+    )
+
+
+def _stored(client: TestClient[Any]) -> tuple[int, int, int, int]:
+    return (_events(client), *_stored_track_rows(client))
+
+
 @pytest.mark.parametrize(
-    ("body", "content_type", "status"),
-    [pytest.param(b, c, s, id=name) for name, b, c, s in STATS_POISON],
+    ("url", "body", "content_type", "status", "field"),
+    [pytest.param(URL, b, c, s, "", id=name) for name, b, c, s in STATS_POISON]
+    + [
+        pytest.param(TRACK_URL, b, "application/json", s, f, id=f"track-{name}")
+        for name, b, s, f in TRACK_POISON
+    ],
 )
-def test_a_poison_body_is_refused_with_a_4xx_and_stores_nothing(
-    poisoned: tuple[TestClient[Any], str], body: Any, content_type: str, status: int
+def test_a_poison_body_is_refused_with_a_4xx_naming_the_field_and_stores_nothing(
+    poisoned: tuple[TestClient[Any], str],
+    url: str,
+    body: Any,
+    content_type: str,
+    status: int,
+    field: str,
 ) -> None:
     client, _ = poisoned
-    before = _events(client)
-    r = _post(client, body, content_type)
-    assert r.status_code == status, r.text[:500]
-    answer = r.json()
-    assert answer["status_code"] == status and answer["request_id"] == r.headers["x-request-id"]
-    assert len(r.content) < 4096  # the detail names the problem, it does not echo 1 MB
-    assert _events(client) == before
+    before = _stored(client)
+    answer = _refused(_post(client, url, body, content_type), status)
+    if field:
+        assert f"invalid event at {field}" in answer["detail"], answer["detail"]
+        assert answer["extra"]["field"].startswith(field)
+    assert _stored(client) == before
 
 
 def test_after_the_poison_reads_commands_and_a_normal_event_work(
@@ -90,7 +128,7 @@ def test_after_the_poison_reads_commands_and_a_normal_event_work(
 ) -> None:
     client, db = poisoned
     for _, body, content_type, _status in STATS_POISON:  # the whole table, in one go
-        assert _post(client, body, content_type).status_code < 500
+        assert _post(client, URL, body, content_type).status_code < 500
     for path in READS:
         r = client.get(path, headers={"X-API-Key": KEY})
         assert r.status_code == 200, (path, r.text[:300])
@@ -118,55 +156,12 @@ def test_after_the_poison_reads_commands_and_a_normal_event_work(
     assert overview["events_total"] == before + 1
 
 
-def _stored_track_rows(client: TestClient[Any]) -> tuple[int, int, int]:
-    day = {"since": "1000d", "bucket": "day"}
-    crossings = sum(
-        t["in"] + t["out"]
-        for t in client.get("/api/v1/stats/track/counts", params=day).json()["totals"]
-    )
-    zones = client.get("/api/v1/stats/track/occupancy").json()
-    summaries = client.get("/api/v1/stats/track/summaries", params=day).json()["buckets"]
-    return (
-        crossings,
-        sum(z["enters"] + z["exits"] for z in zones),
-        sum(b["intervals"] for b in summaries),
-    )
-
-
-@pytest.mark.parametrize(
-    ("body", "status", "field"),
-    [pytest.param(b, s, f, id=name) for name, b, s, f in TRACK_POISON],
-)
-def test_a_poison_track_event_is_refused_naming_the_field_and_stores_nothing(
-    poisoned: tuple[TestClient[Any], str], body: Any, status: int, field: str
-) -> None:
-    client, _ = poisoned
-    before = _stored_track_rows(client)
-    r = _post_to(client, TRACK_URL, body)
-    assert r.status_code == status, r.text[:500]
-    answer = r.json()
-    assert answer["status_code"] == status and answer["request_id"] == r.headers["x-request-id"]
-    assert len(r.content) < 4096
-    if field:
-        assert f"invalid event at {field}" in answer["detail"], answer["detail"]
-        assert answer["extra"]["field"].startswith(field)
-    assert _stored_track_rows(client) == before
-
-
-def _post_to(client: TestClient[Any], url: str, body: Any) -> Any:
-    return client.post(
-        url,
-        content=poison_bytes(body),
-        headers={"X-API-Key": KEY, "Content-Type": "application/json"},
-    )
-
-
 def test_after_the_track_poison_reads_commands_and_normal_track_events_work(
     poisoned: tuple[TestClient[Any], str],
 ) -> None:
     client, db = poisoned
     for _, body, _status, _field in TRACK_POISON:
-        assert _post_to(client, TRACK_URL, body).status_code < 500
+        assert _post(client, TRACK_URL, body).status_code < 500
     for path in READS:
         r = client.get(path, headers={"X-API-Key": KEY})
         assert r.status_code == 200, (path, r.text[:300])

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from vision_stats.errors import InvalidQueryError
 from vision_stats.store import LATEST_VERSION, StatsStore
+
+from .conftest import run_in_threads
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -269,26 +270,16 @@ def test_concurrent_writers_with_overlapping_batches_count_each_event_once(
     store: StatsStore, make_event
 ) -> None:
     # 4 threads; each sends 10 batches that overlap the other threads' batches
-    errors: list[BaseException] = []
-
     def writer(k: int) -> None:
-        try:
-            for b in range(10):
-                store.insert(
-                    [
-                        make_event(i, source=f"s{i % 3}")
-                        for i in range(b * 20 + k * 5, b * 20 + k * 5 + 30)
-                    ]
-                )
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+        for b in range(10):
+            store.insert(
+                [
+                    make_event(i, source=f"s{i % 3}")
+                    for i in range(b * 20 + k * 5, b * 20 + k * 5 + 30)
+                ]
+            )
 
-    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    run_in_threads(writer, 4)
     expected_ids = {
         make_event(i).event_id.split("-")[-1]
         for b in range(10)

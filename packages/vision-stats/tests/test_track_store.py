@@ -3,7 +3,6 @@ PostgreSQL, against data whose answers are worked out by hand."""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from vision_stats.errors import InvalidQueryError
 from vision_stats.store import StatsStore
 
-from .conftest import crossing, summary, zone_event
+from .conftest import crossing, run_in_threads, summary, zone_event
 
 H10 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 H11 = H10 + timedelta(hours=1)
@@ -260,24 +259,15 @@ def test_concurrent_writers_with_overlapping_batches_count_each_event_once(
                    dwell=float(i), event_id=f"cz-{i:04d}")
         for i in range(120)
     ]  # fmt: skip
-    errors: list[BaseException] = []
     stored: list[int] = []
 
     def writer(k: int) -> None:
-        try:
-            for b in range(8):
-                batch = pool[(b * 30 + k * 7) % 240 :][:60]
-                result = store.insert_track_events(batch[::-1] if k % 2 else batch)
-                stored.append(result.stored)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+        for b in range(8):
+            batch = pool[(b * 30 + k * 7) % 240 :][:60]
+            result = store.insert_track_events(batch[::-1] if k % 2 else batch)
+            stored.append(result.stored)
 
-    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    run_in_threads(writer, 4)
     sent = {
         ev.event_id
         for k in range(4)

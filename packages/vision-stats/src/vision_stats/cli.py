@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import click
 
 from vision_core.cli import config_options, fail, keys_command, load_cli_config, version_option
 from vision_core.logging import StructuredLogger
 from vision_core.textsafe import safe_text
+from vision_core.types import StatsEvent
 from vision_stats import render
 from vision_stats.cli_mqtt import ingest_mqtt
 from vision_stats.errors import AuthConfigError, InvalidQueryError, StatsError
-from vision_stats.models import ZonesReport
+from vision_stats.models import (
+    ClassTotal,
+    CountSeries,
+    DoctorReport,
+    Overview,
+    SourceInfo,
+    TrackBucket,
+    ZonesReport,
+)
 from vision_stats.settings import StatsSettings
 from vision_stats.store import StatsStore, open_store
 from vision_stats.timeparse import parse_duration, parse_optional_time
@@ -71,6 +81,48 @@ def _show(obj: object, as_json: bool, table: Callable[[Any], str]) -> None:
     click.echo(render.to_json(obj) if as_json else table(obj))
 
 
+class Filters(TypedDict):
+    """--source, --since and --until, as the store's keyword arguments."""
+
+    source: str | None
+    since: datetime | None
+    until: datetime | None
+
+
+def _read_command(
+    table: Callable[[Any], str], *, filters: bool = True
+) -> Callable[[Callable[..., object]], Callable[..., None]]:
+    """A command that reads the store: --db, the config options and --json, and with
+    `filters` --source, --since and --until. The function gets the open store, with
+    `filters` a Filters (the times parsed), and its own options; what it returns is
+    printed as a table or as JSON."""
+
+    def decorate(read: Callable[..., object]) -> Callable[..., None]:
+        @functools.wraps(read)
+        def command(
+            as_json: bool,
+            db: str | None,
+            config_path: Path | None,
+            overrides: tuple[str, ...],
+            **options: Any,
+        ) -> None:
+            with _store(config_path, overrides, db) as store, _errors():
+                if not filters:
+                    _show(read(store, **options), as_json, table)
+                    return
+                where = Filters(
+                    source=options.pop("source"),
+                    since=parse_optional_time(options.pop("since"), what="--since"),
+                    until=parse_optional_time(options.pop("until"), what="--until"),
+                )
+                _show(read(store, where, **options), as_json, table)
+
+        command = _json_option(_db_options(command))
+        return _filter_options(command) if filters else command
+
+    return decorate
+
+
 @click.group()
 @version_option("vision-stats")
 def main() -> None:
@@ -79,86 +131,32 @@ def main() -> None:
 
 @main.command()
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
-@_filter_options
-@_json_option
-@_db_options
-def recent(
-    limit: int,
-    source: str | None,
-    since: str | None,
-    until: str | None,
-    as_json: bool,
-    db: str | None,
-    config_path: Path | None,
-    overrides: tuple[str, ...],
-) -> None:
+@_read_command(render.recent_table)
+def recent(store: StatsStore, where: Filters, limit: int) -> list[StatsEvent]:
     """The newest events."""
-    with _store(config_path, overrides, db) as store, _errors():
-        start, end = (
-            parse_optional_time(since, what="--since"),
-            parse_optional_time(until, what="--until"),
-        )
-        _show(
-            store.recent(limit, source=source, since=start, until=end), as_json, render.recent_table
-        )
+    return store.recent(limit, **where)
 
 
 @main.command()
-@_filter_options
-@_json_option
-@_db_options
-def overview(
-    source: str | None,
-    since: str | None,
-    until: str | None,
-    as_json: bool,
-    db: str | None,
-    config_path: Path | None,
-    overrides: tuple[str, ...],
-) -> None:
+@_read_command(render.overview_table)
+def overview(store: StatsStore, where: Filters) -> Overview:
     """Totals: events, detections, average latency, sources, last event."""
-    with _store(config_path, overrides, db) as store, _errors():
-        start, end = (
-            parse_optional_time(since, what="--since"),
-            parse_optional_time(until, what="--until"),
-        )
-        _show(store.overview(source=source, since=start, until=end), as_json, render.overview_table)
+    return store.overview(**where)
 
 
 @main.command()
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
-@_filter_options
-@_json_option
-@_db_options
-def classes(
-    limit: int,
-    source: str | None,
-    since: str | None,
-    until: str | None,
-    as_json: bool,
-    db: str | None,
-    config_path: Path | None,
-    overrides: tuple[str, ...],
-) -> None:
+@_read_command(render.classes_table)
+def classes(store: StatsStore, where: Filters, limit: int) -> list[ClassTotal]:
     """Detections per class, most first."""
-    with _store(config_path, overrides, db) as store, _errors():
-        start, end = (
-            parse_optional_time(since, what="--since"),
-            parse_optional_time(until, what="--until"),
-        )
-        totals = store.class_totals(limit, source=source, since=start, until=end)
-        _show(totals, as_json, render.classes_table)
+    return store.class_totals(limit, **where)
 
 
 @main.command()
-@_json_option
-@_db_options
-def sources(
-    as_json: bool, db: str | None, config_path: Path | None, overrides: tuple[str, ...]
-) -> None:
+@_read_command(render.sources_table, filters=False)
+def sources(store: StatsStore) -> list[SourceInfo]:
     """Every source with its last event: the longest silent first."""
-    with _store(config_path, overrides, db) as store, _errors():
-        _show(store.sources(), as_json, render.sources_table)
+    return store.sources()
 
 
 @main.command()
@@ -193,18 +191,10 @@ def prune(
 
 @main.command()
 @click.option("--check", is_flag=True, help="Only count the bad rows; change nothing.")
-@_json_option
-@_db_options
-def doctor(
-    check: bool,
-    as_json: bool,
-    db: str | None,
-    config_path: Path | None,
-    overrides: tuple[str, ...],
-) -> None:
+@_read_command(render.doctor_table, filters=False)
+def doctor(store: StatsStore, check: bool) -> DoctorReport:
     """Repair rows outside the bounds (bad times, huge numbers) and rebuild the totals."""
-    with _store(config_path, overrides, db) as store, _errors():
-        _show(store.doctor(repair=not check), as_json, render.doctor_table)
+    return store.doctor(repair=not check)
 
 
 @main.command()
@@ -241,62 +231,26 @@ def serve(
     help="Bucket width (UTC); without --since: the last 60 minutes, 24 hours or 30 days.",
 )
 @click.option("--line", default=None, help="Only this line.")
-@_filter_options
-@_json_option
-@_db_options
-def counts(
-    bucket: str,
-    line: str | None,
-    source: str | None,
-    since: str | None,
-    until: str | None,
-    as_json: bool,
-    db: str | None,
-    config_path: Path | None,
-    overrides: tuple[str, ...],
-) -> None:
+@_read_command(render.counts_table)
+def counts(store: StatsStore, where: Filters, bucket: TrackBucket, line: str | None) -> CountSeries:
     """Line crossings per bucket, line and class, in and out."""
-    with _store(config_path, overrides, db) as store, _errors():
-        start, end = (
-            parse_optional_time(since, what="--since"),
-            parse_optional_time(until, what="--until"),
-        )
-        result = store.track_counts(
-            bucket=bucket,  # type: ignore[arg-type]  # click.Choice
-            since=start,
-            until=end,
-            source=source,
-            line=line,
-        )
-        _show(result, as_json, render.counts_table)
+    return store.track_counts(bucket=bucket, line=line, **where)
 
 
 @main.command()
 @click.option("--zone", default=None, help="Only this zone.")
-@_filter_options
-@_json_option
-@_db_options
-def zones(
-    zone: str | None,
-    source: str | None,
-    since: str | None,
-    until: str | None,
-    as_json: bool,
-    db: str | None,
-    config_path: Path | None,
-    overrides: tuple[str, ...],
-) -> None:
+@_read_command(render.zones_table)
+def zones(store: StatsStore, where: Filters, zone: str | None) -> ZonesReport:
     """Zone occupancy now, and dwell per zone and class (--since: default 24h)."""
-    with _store(config_path, overrides, db) as store, _errors():
-        end = parse_optional_time(until, what="--until") or datetime.now(UTC)
-        start = parse_optional_time(since, what="--since") or end - timedelta(hours=24)
-        report = ZonesReport(
-            occupancy=store.zone_occupancy(source=source, zone=zone),
-            dwell_since_utc=start,
-            dwell_until_utc=end,
-            dwell=store.dwell_stats(since=start, until=end, source=source, zone=zone),
-        )
-        _show(report, as_json, render.zones_table)
+    source = where["source"]
+    end = where["until"] or datetime.now(UTC)
+    start = where["since"] or end - timedelta(hours=24)
+    return ZonesReport(
+        occupancy=store.zone_occupancy(source=source, zone=zone),
+        dwell_since_utc=start,
+        dwell_until_utc=end,
+        dwell=store.dwell_stats(since=start, until=end, source=source, zone=zone),
+    )
 
 
 main.add_command(keys_command)

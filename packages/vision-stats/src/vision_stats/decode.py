@@ -15,7 +15,10 @@ starts. Every problem is an InvalidEventsError (422) naming the index and field
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sized
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import msgspec
 
@@ -34,6 +37,8 @@ from vision_stats.errors import InvalidEventsError, MalformedBodyError
 from vision_stats.settings import StatsSettings
 
 __all__ = ["check_track_event", "decode_events", "decode_track_events", "kind_of"]
+
+T = TypeVar("T")
 
 # any list: an empty or a long one gets its own message
 _track_decoder = msgspec.json.Decoder(list[TrackEvent])
@@ -73,35 +78,13 @@ def decode_events(
     first bad event (`$[3].latency_ms`, `$[0].ts_utc` for a time outside
     stats.max_ts_skew_days), for an empty list, or for more than max_batch events.
     """
-    try:
-        data = _frame_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        message, field = describe_validation_error(exc)
-        raise InvalidEventsError(
-            f"invalid event at {field}: {message}; nothing was stored", field=field, stored=0
-        ) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise MalformedBodyError(
-            f"the body is not valid JSON ({exc}); nothing was stored", stored=0
-        ) from None
-    events = [data] if isinstance(data, StatsEvent) else data
-    if not events:
-        raise InvalidEventsError("the body is an empty list: send one event or a list", stored=0)
-    if len(events) > settings.max_batch:
-        raise InvalidEventsError(
-            f"{len(events)} events in one request, more than {settings.max_batch}: split the batch",
-            stored=0,
-        )
+    data = _decode(_frame_decoder, body)
     single = isinstance(data, StatsEvent)
+    events = [data] if single else data
+    _check_batch(events, settings, "send one event or a list")
     for i, ev in enumerate(events):
-        try:
+        with _invalid_event():
             check_event(ev, max_skew=settings.max_ts_skew, now=now, at="$" if single else f"$[{i}]")
-        except FieldBoundsError as exc:
-            raise InvalidEventsError(
-                f"invalid event at {exc.field}: {exc.message}; nothing was stored",
-                field=exc.field,
-                stored=0,
-            ) from None
     return events
 
 
@@ -110,8 +93,20 @@ def decode_track_events(
 ) -> list[TrackEvent]:
     """The events of a track-events body, strictly checked, or the error naming the first
     problem (400: not JSON; 422: `$[3].direction`, `$[0].kind`, an empty or long list)."""
+    events = _decode(_track_decoder, body)
+    _check_batch(events, settings, "send a list of events")
+    current = now or datetime.now(UTC)
+    for i, ev in enumerate(events):
+        with _invalid_event():
+            check_track_event(ev, max_skew=settings.max_ts_skew, now=current, at=f"$[{i}]")
+    return events
+
+
+def _decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
+    """The body decoded: a MalformedBodyError when it is not JSON, an InvalidEventsError
+    naming the field that does not fit the struct."""
     try:
-        events = _track_decoder.decode(body)
+        return decoder.decode(body)
     except msgspec.ValidationError as exc:
         message, field = describe_validation_error(exc)
         raise InvalidEventsError(
@@ -121,21 +116,26 @@ def decode_track_events(
         raise MalformedBodyError(
             f"the body is not valid JSON ({exc}); nothing was stored", stored=0
         ) from None
-    if not events:
-        raise InvalidEventsError("the body is an empty list: send a list of events", stored=0)
+
+
+def _check_batch(events: Sized, settings: StatsSettings, send: str) -> None:
+    if not len(events):
+        raise InvalidEventsError(f"the body is an empty list: {send}", stored=0)
     if len(events) > settings.max_batch:
         raise InvalidEventsError(
             f"{len(events)} events in one request, more than {settings.max_batch}: split the batch",
             stored=0,
         )
-    current = now or datetime.now(UTC)
-    for i, ev in enumerate(events):
-        try:
-            check_track_event(ev, max_skew=settings.max_ts_skew, now=current, at=f"$[{i}]")
-        except FieldBoundsError as exc:
-            raise InvalidEventsError(
-                f"invalid event at {exc.field}: {exc.message}; nothing was stored",
-                field=exc.field,
-                stored=0,
-            ) from None
-    return events
+
+
+@contextmanager
+def _invalid_event() -> Iterator[None]:
+    """A FieldBoundsError of one event as the InvalidEventsError of the body."""
+    try:
+        yield
+    except FieldBoundsError as exc:
+        raise InvalidEventsError(
+            f"invalid event at {exc.field}: {exc.message}; nothing was stored",
+            field=exc.field,
+            stored=0,
+        ) from None

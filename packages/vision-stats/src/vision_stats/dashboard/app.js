@@ -72,6 +72,25 @@
 
   function classColor(i) { return `c${Math.min(i, MAX_CLASSES)}`; }
 
+  // the tbody of table `id`, emptied
+  function emptyBody(id) {
+    const body = $(id).tBodies[0];
+    clear(body);
+    return body;
+  }
+
+  // a muted line across the table: nothing to show, or how many rows were left out
+  function mutedRow(body, cols, text) {
+    body.appendChild(el("tr")).appendChild(el("td", { colspan: cols, class: "muted" }, text));
+  }
+
+  // the bar of bucket i (of width bw), from y down h pixels, with its hover title
+  function bucketBar(svg, i, bw, y, h, cls, title) {
+    const rect = el("svg:rect", { x: PAD.l + i * bw + bw * 0.1, y, width: Math.max(1, bw * 0.8), height: h, class: cls });
+    rect.appendChild(el("svg:title", {}, title));
+    svg.appendChild(rect);
+  }
+
   function drawClasses(totals) {
     const svg = $("chart-classes");
     if (!totals.length) return emptyChart(svg, "no detections yet");
@@ -116,19 +135,11 @@
         if (!n) continue;
         const h = (plotH * n) / max;
         y -= h;
-        const rect = el("svg:rect", { x: PAD.l + i * bw + bw * 0.1, y, width: Math.max(1, bw * 0.8), height: h, class: `bar ${color}` });
-        rect.appendChild(el("svg:title", {}, `${fmtTime(b.ts_utc)} ${name}: ${fmtInt(n)}`));
-        svg.appendChild(rect);
+        bucketBar(svg, i, bw, y, h, `bar ${color}`, `${fmtTime(b.ts_utc)} ${name}: ${fmtInt(n)}`);
       }
     });
     xLabels(svg, buckets, series.bucket);
-    const names = hasOther ? [...shown, "other"] : shown;
-    names.forEach((name, k) => {
-      const item = el("span");
-      item.appendChild(el("i", { class: `swatch ${classColor(k)}` }));
-      item.appendChild(document.createTextNode(name));
-      legend.appendChild(item);
-    });
+    legendOf(legend, hasOther ? [...shown, "other"] : shown);
   }
 
   function drawLatency(series) {
@@ -142,9 +153,7 @@
     buckets.forEach((b, i) => { // events as light bars behind the lines, scaled to the plot
       if (!b.events) return;
       const h = (plotH * b.events) / maxEvents;
-      const rect = el("svg:rect", { x: PAD.l + i * bw + bw * 0.1, y: PAD.t + plotH - h, width: Math.max(1, bw * 0.8), height: h, class: "bar-events" });
-      rect.appendChild(el("svg:title", {}, `${fmtTime(b.ts_utc)}: ${fmtInt(b.events)} events`));
-      svg.appendChild(rect);
+      bucketBar(svg, i, bw, PAD.t + plotH - h, h, "bar-events", `${fmtTime(b.ts_utc)}: ${fmtInt(b.events)} events`);
     });
     const max = niceMax(Math.max(...buckets.map((b) => b.p95_latency_ms || 0)));
     yAxis(svg, max, (v) => v.toFixed(v < 10 ? 1 : 0));
@@ -179,8 +188,7 @@
   // crossings per bucket, stacked by "line / class" (in + out); the totals below
   function drawCrossings(counts) {
     const svg = $("chart-crossings");
-    const body = $("crossing-totals").tBodies[0];
-    clear(body);
+    const body = emptyBody("crossing-totals");
     for (const t of counts.totals) {
       const tr = el("tr", { "data-line": t.line, "data-class": t.class_name });
       tr.appendChild(el("td", {}, t.line));
@@ -226,9 +234,8 @@
         if (!v) return;
         const h = (plotH * v) / max;
         y -= h;
-        const rect = el("svg:rect", { x: PAD.l + i * bw + bw * 0.1, y, width: Math.max(1, bw * 0.8), height: h, class: `bar ${classColor(k)}` });
-        rect.appendChild(el("svg:title", {}, `${fmtTime(new Date(start + i * width).toISOString())} ${name}: ${fmtInt(v)}`));
-        svg.appendChild(rect);
+        const title = `${fmtTime(new Date(start + i * width).toISOString())} ${name}: ${fmtInt(v)}`;
+        bucketBar(svg, i, bw, y, h, `bar ${classColor(k)}`, title);
       });
     });
     const buckets = Array.from({ length: n }, (_, i) => ({ ts_utc: new Date(start + i * width).toISOString() }));
@@ -265,10 +272,9 @@
   }
 
   function drawZonesNow(zones) {
-    const body = $("zones").tBodies[0];
-    clear(body);
+    const body = emptyBody("zones");
     if (!zones.length) {
-      body.appendChild(el("tr")).appendChild(el("td", { colspan: 9, class: "muted" }, "no zone events yet"));
+      mutedRow(body, 9, "no zone events yet");
       return;
     }
     // a fleet has thousands: the fullest first, at most MAX_ZONE_ROWS
@@ -289,7 +295,7 @@
     }
     if (zones.length > rows.length) {
       const more = `${fmtInt(zones.length - rows.length)} more zones (vision-stats zones, or GET ${API}/track/occupancy)`;
-      body.appendChild(el("tr")).appendChild(el("td", { colspan: 9, class: "muted" }, more));
+      mutedRow(body, 9, more);
     }
   }
 
@@ -308,10 +314,9 @@
   }
 
   function drawSources(sources) {
-    const body = $("sources").tBodies[0];
-    clear(body);
+    const body = emptyBody("sources");
     if (!sources.length) {
-      body.appendChild(el("tr")).appendChild(el("td", { colspan: 6, class: "muted" }, "no source yet"));
+      mutedRow(body, 6, "no source yet");
       return;
     }
     for (const s of sources) {
@@ -330,8 +335,7 @@
   }
 
   function drawRecent(events) {
-    const body = $("recent").tBodies[0];
-    clear(body);
+    const body = emptyBody("recent");
     for (const e of events) {
       const tr = el("tr");
       const classes = Object.entries(e.counts_by_class || {}).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(", ");

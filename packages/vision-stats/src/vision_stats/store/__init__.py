@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from vision_stats.store.base import StatsStore
 from vision_stats.store.migrations import LATEST_VERSION
+from vision_stats.store.sql import StatsStore
 
 _KV_DSN = re.compile(r"^\s*(host|hostaddr|dbname|user|port|service)\s*=", re.IGNORECASE)
 

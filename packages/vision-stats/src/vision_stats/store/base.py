@@ -1,4 +1,6 @@
-"""The store interface every engine implements, and the helpers they share.
+"""The helpers every engine shares: time in microseconds, saturated reads, event rows.
+
+The store interface, `StatsStore`, is in `vision_stats.store.sql`.
 
 Times are stored as integer microseconds since the Unix epoch (UTC), in both engines:
 bucketing is integer arithmetic, and the SQL that reads them is the same for SQLite and
@@ -13,30 +15,15 @@ counts_json that does not parse reads as no classes. Rows that needed this are w
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Sequence, Set
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 import msgspec
 
-from vision_core.types import StatsEvent, TrackEvent
-from vision_stats.models import (
-    Bucket,
-    ClassTotal,
-    CountSeries,
-    DoctorReport,
-    DwellStats,
-    InsertResult,
-    Overview,
-    PruneResult,
-    Series,
-    SourceInfo,
-    SummarySeries,
-    TrackBucket,
-    ZoneOccupancy,
-    ZoneSeries,
-)
+from vision_core.types import StatsEvent
+from vision_stats.errors import InvalidQueryError
+from vision_stats.models import InsertResult
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US = timedelta(microseconds=1)
@@ -72,6 +59,21 @@ def sat(value: object) -> int:
     return max(INT64_MIN, min(INT64_MAX, n))
 
 
+def clamp(value: object, cap: int) -> int:
+    """An integer read from the database, saturated into [0, cap]."""
+    return max(0, min(cap, sat(value)))
+
+
+def clamp_float(value: object, cap: float) -> float:
+    """A float read from the database, in [0, cap]: junk, NaN, infinities and negatives
+    read as 0."""
+    try:
+        f = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
+    return min(f, cap) if math.isfinite(f) and f >= 0 else 0.0
+
+
 def from_us(us: object) -> datetime:
     """The datetime of stored microseconds, clamped into what a datetime can hold."""
     return EPOCH + timedelta(microseconds=max(MIN_US, min(MAX_US, sat(us))))
@@ -84,6 +86,31 @@ def floor_to(us: int, width: int) -> int:
 
 def ceil_to(us: int, width: int) -> int:
     return -floor_to(-us, width)
+
+
+def widen(
+    bucket: str,
+    width: int,
+    default_count: int,
+    since: datetime | None,
+    until: datetime | None,
+    now: datetime,
+    *,
+    wider: str,
+) -> tuple[int, int]:
+    """(start µs, number of buckets) of [since, until) widened to whole buckets of `width`
+    (without since: the `default_count` buckets up to until or now). More than MAX_BUCKETS
+    is an InvalidQueryError whose advice ends with `wider`; none at all is the caller's."""
+    end = ceil_to(to_us(until or now), width)
+    start = floor_to(to_us(since), width) if since is not None else end - default_count * width
+    count = (end - start) // width
+    if count > MAX_BUCKETS:
+        raise InvalidQueryError(
+            f"the range holds {count} {bucket} buckets, more than {MAX_BUCKETS}: narrow"
+            f" since/until or {wider}",
+            field="since",
+        )
+    return start, count
 
 
 class EventRow(NamedTuple):
@@ -157,156 +184,17 @@ def as_batch(events: StatsEvent | Iterable[StatsEvent]) -> list[StatsEvent]:
     return [events] if isinstance(events, StatsEvent) else list(events)
 
 
-class StatsStore(ABC):
-    """One interface, two engines (SQLite, PostgreSQL). Thread-safe; open with `open_store`.
-
-    Filters: `source` (one source_id), `since` (inclusive) and `until` (exclusive), both
-    aware datetimes. Without a time range, totals come from rollups kept up to date by
-    every insert, so they cost the same at 1M events as at 10.
-    """
-
-    engine: str = ""
-    #: the DSN or path with any password blanked, for logs and messages
-    display_name: str = ""
-
-    @abstractmethod
-    def init(self, target_version: int | None = None) -> int:
-        """Apply pending schema migrations (up to `target_version`); return the version."""
-
-    @abstractmethod
-    def schema_version(self) -> int: ...
-
-    @abstractmethod
-    def insert(self, events: StatsEvent | Iterable[StatsEvent]) -> InsertResult:
-        """Store one event or a batch in one transaction; known event_ids are skipped."""
-
-    @abstractmethod
-    def recent(
-        self,
-        limit: int = 50,
-        *,
-        source: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> list[StatsEvent]:
-        """Newest first."""
-
-    @abstractmethod
-    def overview(
-        self,
-        *,
-        source: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> Overview: ...
-
-    @abstractmethod
-    def class_totals(
-        self,
-        limit: int = 20,
-        *,
-        source: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> list[ClassTotal]:
-        """Most detected classes first (ties by name)."""
-
-    @abstractmethod
-    def series(
-        self,
-        *,
-        bucket: Bucket = "minute",
-        since: datetime | None = None,
-        until: datetime | None = None,
-        source: str | None = None,
-        now: datetime | None = None,
-    ) -> Series:
-        """Per-minute or per-hour buckets; default window: 60 minutes or 24 hours to now."""
-
-    @abstractmethod
-    def sources(self, *, now: datetime | None = None) -> list[SourceInfo]:
-        """Every source with its last event time, the longest silent first."""
-
-    @abstractmethod
-    def prune(self, older_than: timedelta, *, now: datetime | None = None) -> PruneResult:
-        """Delete events older than `older_than` (at minute granularity, never newer)."""
-
-    @abstractmethod
-    def doctor(self, *, repair: bool = True) -> DoctorReport:
-        """Find (and repair) rows no reader should meet; rebuild the rollups from events."""
-
-    # -- tracking events (crossings, zone events, interval summaries) ------------------
-
-    @abstractmethod
-    def insert_track_events(self, events: Iterable[TrackEvent]) -> InsertResult:
-        """Store a batch of crossings, zone events and summaries (kinds may be mixed) in
-        one transaction; an event whose (kind, event_id) is known is skipped."""
-
-    @abstractmethod
-    def track_counts(
-        self,
-        *,
-        bucket: TrackBucket = "hour",
-        since: datetime | None = None,
-        until: datetime | None = None,
-        source: str | None = None,
-        line: str | None = None,
-        now: datetime | None = None,
-    ) -> CountSeries:
-        """Crossings per bucket, line, class and direction (default: the last 24 hours)."""
-
-    @abstractmethod
-    def zone_occupancy(
-        self, *, source: str | None = None, zone: str | None = None
-    ) -> list[ZoneOccupancy]:
-        """Objects inside each zone of each source now (enters - exits per class)."""
-
-    @abstractmethod
-    def zone_series(
-        self,
-        *,
-        bucket: TrackBucket = "hour",
-        since: datetime | None = None,
-        until: datetime | None = None,
-        source: str | None = None,
-        zone: str | None = None,
-        now: datetime | None = None,
-    ) -> ZoneSeries:
-        """Enters, exits, dwell and occupancy at the end of each bucket, per zone and class."""
-
-    @abstractmethod
-    def dwell_stats(
-        self,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        source: str | None = None,
-        zone: str | None = None,
-        now: datetime | None = None,
-    ) -> list[DwellStats]:
-        """Dwell per zone and class over the exits in [since, until) (default: last 24 h)."""
-
-    @abstractmethod
-    def summary_series(
-        self,
-        *,
-        bucket: TrackBucket = "hour",
-        since: datetime | None = None,
-        until: datetime | None = None,
-        source: str | None = None,
-        now: datetime | None = None,
-    ) -> SummarySeries:
-        """Interval summaries per bucket: frames, detections, tracks, new tracks per class."""
-
-    @abstractmethod
-    def ping(self) -> None:
-        """Raise StoreUnavailableError unless the database answers."""
-
-    @abstractmethod
-    def close(self) -> None: ...
-
-    def __enter__(self) -> StatsStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+def insert_result(batch: Sequence[tuple[Hashable, str]], new: Set[Hashable]) -> InsertResult:
+    """The answer to an insert of `batch`, (key, event_id) in the order sent, whose keys in
+    `new` were stored just now: the first event of a new key is stored; a known key, and a
+    repeat inside the batch, is a duplicate."""
+    fresh = set(new)
+    stored: list[str] = []
+    duplicates: list[str] = []
+    for key, event_id in batch:
+        if key in fresh:
+            stored.append(event_id)
+            fresh.discard(key)
+        else:
+            duplicates.append(event_id)
+    return InsertResult(len(batch), len(stored), len(duplicates), stored, duplicates)

@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 
 from vision_core.types import MAX_CLASSES, MAX_DETECTIONS, MAX_FRAME_INDEX, MAX_LATENCY_MS
-from vision_stats.store.base import MAX_US, MIN_US, sat
+from vision_stats.store.base import MAX_US, MIN_US, clamp, clamp_float, sat
 from vision_stats.store.migrations import BACKFILL_ROLLUPS, run_statements
 from vision_stats.store.rollups import Dialect
 
@@ -34,20 +34,6 @@ __all__ = ["run_doctor"]
 _PAGE = 5_000
 _ROLLUPS = ("source_totals", "source_class_totals", "minute_rollup", "minute_class_rollup")
 _encoder = msgspec.json.Encoder()
-
-
-def _clamp(value: Any, cap: int) -> int:
-    return max(0, min(cap, sat(value)))
-
-
-def _latency(value: Any) -> float:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return 0.0
-    if not math.isfinite(f) or f < 0:
-        return 0.0
-    return min(f, MAX_LATENCY_MS)
 
 
 def _counts(text: Any) -> str:
@@ -60,7 +46,7 @@ def _counts(text: Any) -> str:
     fixed: dict[str, int] = {}
     for name, n in list(counts.items())[:MAX_CLASSES]:
         if isinstance(n, (int, float)) and not isinstance(n, bool):
-            fixed[str(name)[:200]] = _clamp(n if math.isfinite(n) else 0, MAX_DETECTIONS)
+            fixed[str(name)[:200]] = clamp(n if math.isfinite(n) else 0, MAX_DETECTIONS)
     return _encoder.encode(fixed).decode()
 
 
@@ -89,9 +75,9 @@ def run_doctor(cur: Any, d: Dialect, *, repair: bool) -> tuple[int, int, int, in
                 delete.append((event_id,))
                 continue
             fixed = (
-                _clamp(frame_index, MAX_FRAME_INDEX),
-                _latency(latency),
-                _clamp(detections, MAX_DETECTIONS),
+                clamp(frame_index, MAX_FRAME_INDEX),
+                clamp_float(latency, MAX_LATENCY_MS),
+                clamp(detections, MAX_DETECTIONS),
             )
             numbers_ok = fixed == (frame_index, latency, detections)
             fixed_counts = _counts(counts)

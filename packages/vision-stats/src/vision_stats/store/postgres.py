@@ -27,7 +27,7 @@ from vision_stats.store.base import EVENT_COLUMNS, EventRow
 from vision_stats.store.pool import ConnectionPool
 from vision_stats.store.rollups import POSTGRES_SAT_ADD, TEMP_TABLES, NewRows
 from vision_stats.store.series import percentiles_in_sql
-from vision_stats.store.sql import Cursor, SqlStore
+from vision_stats.store.sql import Cursor, StatsStore
 from vision_stats.store.track_write import Table
 
 T = TypeVar("T")
@@ -56,7 +56,7 @@ EXCEPTION WHEN others THEN
 END $f$"""
 
 
-class PostgresStore(SqlStore):
+class PostgresStore(StatsStore):
     engine = "postgres"
     greatest = "GREATEST"
     json_classes = "jsonb_each_text(events.counts_json::jsonb) AS j"

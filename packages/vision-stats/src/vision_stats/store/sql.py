@@ -1,4 +1,6 @@
-"""The store logic both engines share: one SQL dialect (`?` placeholders), rollups.
+"""The store: one interface (`StatsStore`), two engines (SQLite, PostgreSQL) that
+supply connections, transactions and the bulk-insert path; the logic is here, in one SQL
+dialect (`?` placeholders).
 
 An insert is one transaction: the engine stores the events whose event_id is new and
 says which ones; only those are added to the rollups, so a batch sent twice counts once
@@ -13,7 +15,7 @@ costs what the range's minutes cost, not what its events cost.
 from __future__ import annotations
 
 import math
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -41,19 +43,19 @@ from vision_stats.store.base import (
     BUCKET_US,
     EVENT_COLUMNS,
     HOUR_US,
-    MAX_BUCKETS,
     MAX_LIMIT,
     MINUTE_US,
     EventRow,
-    StatsStore,
     as_batch,
     ceil_to,
     event_row,
     floor_to,
     from_us,
+    insert_result,
     row_event,
     sat,
     to_us,
+    widen,
 )
 from vision_stats.store.doctor import run_doctor
 from vision_stats.store.migrations import current_version, migrate
@@ -136,8 +138,18 @@ def _check_limit(limit: int) -> int:
     return limit
 
 
-class SqlStore(StatsStore):
-    """Everything but connections, transactions and the bulk-insert path."""
+class StatsStore(ABC):
+    """One interface, two engines (SQLite, PostgreSQL). Thread-safe; open with `open_store`.
+
+    An engine subclass supplies connections, transactions and the bulk-insert path.
+    Filters: `source` (one source_id), `since` (inclusive) and `until` (exclusive), both
+    aware datetimes. Without a time range, totals come from rollups kept up to date by
+    every insert, so they cost the same at 1M events as at 10.
+    """
+
+    engine: str = ""
+    #: the DSN or path with any password blanked, for logs and messages
+    display_name: str = ""
 
     #: the two-argument maximum: MAX in SQLite, GREATEST in PostgreSQL
     greatest = "MAX"
@@ -187,7 +199,7 @@ class SqlStore(StatsStore):
     def _insert_all(self, cur: Cursor, table: Table, rows: list[tuple[Any, ...]]) -> None:
         """Insert every row (a conflict with a stored row is skipped)."""
 
-    def _lock_schema(self, cur: Cursor) -> None:
+    def _lock_schema(self, cur: Cursor) -> None:  # noqa: B027 - a hook, empty for SQLite
         """Keep two processes from migrating at once (SQLite: BEGIN IMMEDIATE does)."""
 
     def _fetch(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
@@ -197,7 +209,18 @@ class SqlStore(StatsStore):
 
         return self._read(run)
 
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> StatsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def init(self, target_version: int | None = None) -> int:
+        """Apply pending schema migrations (up to `target_version`); return the version."""
+
         def run(cur: Cursor) -> int:
             self._lock_schema(cur)
             return migrate(
@@ -214,11 +237,13 @@ class SqlStore(StatsStore):
         return self._read(current_version)
 
     def ping(self) -> None:
+        """Raise StoreUnavailableError unless the database answers."""
         self._fetch("SELECT 1")
 
     # -- writing ---------------------------------------------------------------------
 
     def insert(self, events: StatsEvent | Iterable[StatsEvent]) -> InsertResult:
+        """Store one event or a batch in one transaction; known event_ids are skipped."""
         batch = as_batch(events)
         unique: dict[str, EventRow] = {}
         for ev in batch:
@@ -226,15 +251,7 @@ class SqlStore(StatsStore):
                 unique[ev.event_id] = event_row(ev)
         rows = [unique[k] for k in sorted(unique)]  # key order: index locality, lock order
         new_ids = self._transact(lambda cur: self._store(cur, rows)) if rows else set()
-        stored: list[str] = []
-        duplicates: list[str] = []
-        for ev in batch:
-            if ev.event_id in new_ids:
-                stored.append(ev.event_id)
-                new_ids.discard(ev.event_id)  # a repeat inside the batch is a duplicate
-            else:
-                duplicates.append(ev.event_id)
-        return InsertResult(len(batch), len(stored), len(duplicates), stored, duplicates)
+        return insert_result([(ev.event_id, ev.event_id) for ev in batch], new_ids)
 
     def _store(self, cur: Cursor, rows: list[EventRow]) -> set[str]:
         new_ids, new_rows = self._insert_events(cur, rows)
@@ -246,6 +263,8 @@ class SqlStore(StatsStore):
         return Dialect(self._q, self.greatest, self.json_classes, self.json_value, self.sat_add)
 
     def insert_track_events(self, events: Iterable[TrackEvent]) -> InsertResult:
+        """Store a batch of crossings, zone events and summaries (kinds may be mixed) in
+        one transaction; an event whose (kind, event_id) is known is skipped."""
         batch = list(events)
         if not batch:
             return InsertResult(0, 0, 0, [], [])
@@ -256,6 +275,8 @@ class SqlStore(StatsStore):
         )
 
     def doctor(self, *, repair: bool = True) -> DoctorReport:
+        """Find (and repair) rows no reader should meet; rebuild the rollups from events."""
+
         def run(cur: Cursor) -> DoctorReport:
             report = run_doctor(cur, self._dialect(), repair=repair)
             rows, deleted, clamped = run_track_doctor(cur, self._q, repair=repair)
@@ -272,6 +293,7 @@ class SqlStore(StatsStore):
         return self._transact(run)
 
     def prune(self, older_than: timedelta, *, now: datetime | None = None) -> PruneResult:
+        """Delete events older than `older_than` (at minute granularity, never newer)."""
         if older_than <= timedelta(0):
             raise InvalidQueryError(
                 f"older_than: expected a positive duration, got {older_than}", field="older_than"
@@ -297,6 +319,7 @@ class SqlStore(StatsStore):
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> list[StatsEvent]:
+        """Newest first."""
         where, params = _where("ts_us", _span(since, until), source)
         rows = self._fetch(
             f"SELECT {', '.join(EVENT_COLUMNS)} FROM events{where}"
@@ -391,6 +414,7 @@ class SqlStore(StatsStore):
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> list[ClassTotal]:
+        """Most detected classes first (ties by name)."""
         span = _span(since, until)
         _check_limit(limit)
         if span == (None, None):
@@ -434,6 +458,7 @@ class SqlStore(StatsStore):
         return totals
 
     def sources(self, *, now: datetime | None = None) -> list[SourceInfo]:
+        """Every source with its last event time, the longest silent first."""
         now_us = to_us(now or datetime.now(UTC))
         rows = self._fetch(
             "SELECT source_id, events, detections, latency_sum, last_ts_us FROM source_totals"
@@ -460,26 +485,16 @@ class SqlStore(StatsStore):
         source: str | None = None,
         now: datetime | None = None,
     ) -> Series:
+        """Per-minute or per-hour buckets; default window: 60 minutes or 24 hours to now."""
         if bucket not in BUCKET_US:
             raise InvalidQueryError(
                 f"bucket: expected 'minute' or 'hour', got {bucket!r}", field="bucket"
             )
-        width = BUCKET_US[bucket]
-        end = ceil_to(to_us(until or now or datetime.now(UTC)), width)
-        start = (
-            floor_to(to_us(since), width)
-            if since is not None
-            else end - _DEFAULT_WINDOW[bucket] * width
-        )
-        count = (end - start) // width
+        now = now or datetime.now(UTC)
+        width, default = BUCKET_US[bucket], _DEFAULT_WINDOW[bucket]
+        start, count = widen(bucket, width, default, since, until, now, wider="use bucket=hour")
         if count <= 0:
             raise InvalidQueryError("since must be before until", field="since")
-        if count > MAX_BUCKETS:
-            raise InvalidQueryError(
-                f"the range holds {count} {bucket} buckets, more than {MAX_BUCKETS}:"
-                " narrow since/until or use bucket=hour",
-                field="since",
-            )
         return self._read(
             lambda cur: read_series(
                 cur, self._q, bucket, start, count, source, self.percentiles, self.wide_sum
@@ -498,14 +513,13 @@ class SqlStore(StatsStore):
         line: str | None = None,
         now: datetime | None = None,
     ) -> CountSeries:
-        start, count, _ = window(bucket, since, until, now or datetime.now(UTC))
-        return self._read(
-            lambda cur: read_counts(cur, self._q, self.wide_sum, bucket, start, count, source, line)
-        )
+        """Crossings per bucket, line, class and direction (default: the last 24 hours)."""
+        return self._track_read(read_counts, bucket, since, until, now, source, line)
 
     def zone_occupancy(
         self, *, source: str | None = None, zone: str | None = None
     ) -> list[ZoneOccupancy]:
+        """Objects inside each zone of each source now (enters - exits per class)."""
         return self._read(lambda cur: read_occupancy(cur, self._q, source, zone))
 
     def zone_series(
@@ -518,12 +532,8 @@ class SqlStore(StatsStore):
         zone: str | None = None,
         now: datetime | None = None,
     ) -> ZoneSeries:
-        start, count, _ = window(bucket, since, until, now or datetime.now(UTC))
-        return self._read(
-            lambda cur: read_zone_series(
-                cur, self._q, self.wide_sum, bucket, start, count, source, zone
-            )
-        )
+        """Enters, exits, dwell and occupancy at the end of each bucket, per zone and class."""
+        return self._track_read(read_zone_series, bucket, since, until, now, source, zone)
 
     def dwell_stats(
         self,
@@ -534,6 +544,7 @@ class SqlStore(StatsStore):
         zone: str | None = None,
         now: datetime | None = None,
     ) -> list[DwellStats]:
+        """Dwell per zone and class over the exits in [since, until) (default: last 24 h)."""
         end = until or now or datetime.now(UTC)
         start = since if since is not None else end - timedelta(hours=24)
         lo, hi = _span(start, end)
@@ -551,7 +562,18 @@ class SqlStore(StatsStore):
         source: str | None = None,
         now: datetime | None = None,
     ) -> SummarySeries:
-        start, count, _ = window(bucket, since, until, now or datetime.now(UTC))
-        return self._read(
-            lambda cur: read_summaries(cur, self._q, self.wide_sum, bucket, start, count, source)
-        )
+        """Interval summaries per bucket: frames, detections, tracks, new tracks per class."""
+        return self._track_read(read_summaries, bucket, since, until, now, source)
+
+    def _track_read(
+        self,
+        read: Callable[..., T],
+        bucket: TrackBucket,
+        since: datetime | None,
+        until: datetime | None,
+        now: datetime | None,
+        *names: str | None,
+    ) -> T:
+        """read(cur, q, wide_sum, window, *names) over the range widened to whole buckets."""
+        win = window(bucket, since, until, now or datetime.now(UTC))
+        return self._read(lambda cur: read(cur, self._q, self.wide_sum, win, *names))

@@ -23,7 +23,7 @@ from vision_stats.errors import StoreError, StoreNotFoundError, StoreUnavailable
 from vision_stats.store.base import EVENT_COLUMNS, EventRow
 from vision_stats.store.pool import ConnectionPool
 from vision_stats.store.rollups import TEMP_TABLES, NewRows
-from vision_stats.store.sql import Cursor, SqlStore
+from vision_stats.store.sql import Cursor, StatsStore
 from vision_stats.store.track_write import Table
 
 T = TypeVar("T")
@@ -41,7 +41,7 @@ def _error(path: Path, exc: sqlite3.Error) -> StoreError:
     return StoreError(f"SQLite {path}: {text}")
 
 
-class SqliteStore(SqlStore):
+class SqliteStore(StatsStore):
     engine = "sqlite"
 
     def __init__(

@@ -17,12 +17,11 @@ Rows are read in pages of 5 000 by primary key, in the doctor's transaction.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 from vision_core.types import MAX_DETECTIONS, MAX_FRAME_INDEX
-from vision_stats.store.base import MAX_US, MIN_US, sat
+from vision_stats.store.base import MAX_US, MIN_US, clamp, clamp_float, sat
 from vision_stats.store.migrations import BACKFILL_TRACK_ROLLUPS, TRACK_ROLLUPS
 from vision_stats.store.track_read import MAX_DWELL_SEC
 
@@ -30,18 +29,6 @@ __all__ = ["run_track_doctor"]
 
 _PAGE = 5_000
 Q = Callable[[str], str]
-
-
-def _clamp(value: Any, cap: int) -> int:
-    return max(0, min(cap, sat(value)))
-
-
-def _dwell(value: Any) -> float:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return 0.0
-    return min(f, MAX_DWELL_SEC) if math.isfinite(f) and f >= 0 else 0.0
 
 
 def _time_ok(value: Any) -> bool:
@@ -82,7 +69,7 @@ def run_track_doctor(cur: Any, q: Q, *, repair: bool) -> tuple[int, int, int]:
         if not _time_ok(ts) or direction not in ("in", "out"):
             deletes["crossings"].append((event_id,))
             continue
-        fixed = (_clamp(track, MAX_FRAME_INDEX), _clamp(frame, MAX_FRAME_INDEX))
+        fixed = (clamp(track, MAX_FRAME_INDEX), clamp(frame, MAX_FRAME_INDEX))
         if fixed != (track, frame):
             crossings.append((*fixed, event_id))
 
@@ -97,10 +84,10 @@ def run_track_doctor(cur: Any, q: Q, *, repair: bool) -> tuple[int, int, int]:
             deletes["zone_events"].append((event_id,))
             continue
         fixed_z = (
-            _clamp(track, MAX_FRAME_INDEX),
-            _clamp(frame, MAX_FRAME_INDEX),
-            _dwell(dwell),
-            _clamp(occ, MAX_DETECTIONS),
+            clamp(track, MAX_FRAME_INDEX),
+            clamp(frame, MAX_FRAME_INDEX),
+            clamp_float(dwell, MAX_DWELL_SEC),
+            clamp(occ, MAX_DETECTIONS),
             1 if sat(lost) else 0,
         )
         if fixed_z != (track, frame, dwell, occ, lost):
@@ -113,7 +100,7 @@ def run_track_doctor(cur: Any, q: Q, *, repair: bool) -> tuple[int, int, int]:
         if not (_time_ok(start) and _time_ok(end)):
             deletes["summaries"].append((event_id,))
             continue
-        fixed_s = (max(sat(start), sat(end)), _clamp(frames, MAX_FRAME_INDEX))
+        fixed_s = (max(sat(start), sat(end)), clamp(frames, MAX_FRAME_INDEX))
         if fixed_s != (end, frames):
             summaries.append((*fixed_s, event_id))
 
@@ -142,7 +129,7 @@ def run_track_doctor(cur: Any, q: Q, *, repair: bool) -> tuple[int, int, int]:
         if not _time_ok(start):
             deletes["summary_classes"].append((event_id, name))
             continue
-        fixed_c = tuple(_clamp(v, MAX_DETECTIONS) for v in (det, trk, new))
+        fixed_c = tuple(clamp(v, MAX_DETECTIONS) for v in (det, trk, new))
         if fixed_c != (det, trk, new):
             classes.append((*fixed_c, event_id, name))
 

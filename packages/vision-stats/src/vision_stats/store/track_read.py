@@ -24,7 +24,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from vision_core.types import MAX_LATENCY_MS
 from vision_stats.errors import InvalidQueryError
@@ -42,13 +42,11 @@ from vision_stats.models import (
 )
 from vision_stats.store.base import (
     HOUR_US,
-    MAX_BUCKETS,
     MINUTE_US,
     ceil_to,
-    floor_to,
     from_us,
     sat,
-    to_us,
+    widen,
 )
 
 Cursor = Any
@@ -74,10 +72,24 @@ def _num(value: Any) -> float:
     return f if math.isfinite(f) else 0.0
 
 
+class Window(NamedTuple):
+    """A range widened to whole buckets: `buckets` buckets of `width` µs from `start`."""
+
+    bucket: TrackBucket
+    start: int
+    buckets: int
+    width: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.buckets * self.width
+
+
 def window(
-    bucket: str, since: datetime | None, until: datetime | None, now: datetime
-) -> tuple[int, int, int]:
-    """(start µs, number of buckets, bucket width µs) of a range widened to whole buckets."""
+    bucket: TrackBucket, since: datetime | None, until: datetime | None, now: datetime
+) -> Window:
+    """The range [since, until) widened to whole buckets (without since: the last 60
+    minutes, 24 hours or 30 days up to until or now)."""
     if bucket not in TRACK_BUCKET_US:
         raise InvalidQueryError(
             f"bucket: expected 'minute', 'hour' or 'day', got {bucket!r}", field="bucket"
@@ -88,24 +100,14 @@ def window(
             field="since",
         )
     width = TRACK_BUCKET_US[bucket]
-    end = ceil_to(to_us(until or now), width)
-    start = (
-        floor_to(to_us(since), width)
-        if since is not None
-        else end - DEFAULT_BUCKETS[bucket] * width
+    start, count = widen(
+        bucket, width, DEFAULT_BUCKETS[bucket], since, until, now, wider="use a wider bucket"
     )
-    count = (end - start) // width
     if count <= 0:
         raise InvalidQueryError(
             f"since ({from_us(start).isoformat()}) is after until or now", field="since"
         )
-    if count > MAX_BUCKETS:
-        raise InvalidQueryError(
-            f"the range holds {count} {bucket} buckets, more than {MAX_BUCKETS}: narrow"
-            " since/until or use a wider bucket",
-            field="since",
-        )
-    return start, count, width
+    return Window(bucket, start, count, width)
 
 
 def _filters(pairs: tuple[tuple[str, str | None], ...]) -> tuple[str, list[Any]]:
@@ -115,17 +117,10 @@ def _filters(pairs: tuple[tuple[str, str | None], ...]) -> tuple[str, list[Any]]
 
 
 def read_counts(
-    cur: Cursor,
-    q: Q,
-    wide_sum: str,
-    bucket: TrackBucket,
-    start: int,
-    count: int,
-    source: str | None,
-    line: str | None,
+    cur: Cursor, q: Q, wide_sum: str, win: Window, source: str | None, line: str | None
 ) -> CountSeries:
-    width = TRACK_BUCKET_US[bucket]
-    end = start + count * width
+    bucket, start, _, width = win
+    end = win.end
     flt, params = _filters((("source_id", source), ("line", line)))
     if bucket == "minute":
         sql = (
@@ -210,17 +205,10 @@ def read_occupancy(cur: Cursor, q: Q, source: str | None, zone: str | None) -> l
 
 
 def read_zone_series(
-    cur: Cursor,
-    q: Q,
-    wide_sum: str,
-    bucket: TrackBucket,
-    start: int,
-    count: int,
-    source: str | None,
-    zone: str | None,
+    cur: Cursor, q: Q, wide_sum: str, win: Window, source: str | None, zone: str | None
 ) -> ZoneSeries:
-    width = TRACK_BUCKET_US[bucket]
-    end = start + count * width
+    bucket, start, count, width = win
+    end = win.end
     flt, params = _filters((("source_id", source), ("zone", zone)))
     w = wide_sum
     cur.execute(
@@ -369,16 +357,10 @@ def read_dwell(
 
 
 def read_summaries(
-    cur: Cursor,
-    q: Q,
-    wide_sum: str,
-    bucket: TrackBucket,
-    start: int,
-    count: int,
-    source: str | None,
+    cur: Cursor, q: Q, wide_sum: str, win: Window, source: str | None
 ) -> SummarySeries:
-    width = TRACK_BUCKET_US[bucket]
-    end = start + count * width
+    bucket, start, count, width = win
+    end = win.end
     flt, params = _filters((("source_id", source),))
     w = wide_sum
     if bucket == "minute":

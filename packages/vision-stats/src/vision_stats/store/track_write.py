@@ -4,7 +4,7 @@ A batch of `TrackEvent`s (crossings, zone events, interval summaries, mixed) is 
 one transaction. Each kind has its own table with event_id as primary key: an event sent
 again is skipped (idempotent by kind and event_id; the devices' ids are UUIDv7, so two
 kinds never share one in practice). The engine says which rows were new
-(`SqlStore._insert_new`); only those are summed into the rollups here, in Python (a batch
+(`StatsStore._insert_new`); only those are summed into the rollups here, in Python (a batch
 holds at most 10 000 events: one pass over them is microseconds per event), and upserted
 in primary-key order, so concurrent writers lock rollup rows in the same order.
 
@@ -30,7 +30,7 @@ from typing import Any
 from vision_core.types import CrossingEvent, IntervalSummary, TrackEvent, ZoneEvent
 from vision_stats.decode import kind_of
 from vision_stats.models import InsertResult
-from vision_stats.store.base import HOUR_US, floor_to, sat, to_us
+from vision_stats.store.base import HOUR_US, floor_to, insert_result, sat, to_us
 from vision_stats.store.rollups import Dialect
 
 Cursor = Any
@@ -146,17 +146,12 @@ def insert_track_events(
     _add_crossings(cur, d, [crossings[k] for k in new_c])
     _add_zone_events(cur, d, [zones[k] for k in new_z])
     _add_summaries(cur, d, [summaries[k] for k in new_s])
-    new = {"crossing": set(new_c), "zone": set(new_z), "summary": set(new_s)}
-    stored: list[str] = []
-    duplicates: list[str] = []
-    for ev in events:
-        fresh = new[kind_of(ev)]
-        if ev.event_id in fresh:
-            stored.append(ev.event_id)
-            fresh.discard(ev.event_id)  # a repeat inside the batch is a duplicate
-        else:
-            duplicates.append(ev.event_id)
-    return InsertResult(len(events), len(stored), len(duplicates), stored, duplicates)
+    new = {
+        *(("crossing", k) for k in new_c),
+        *(("zone", k) for k in new_z),
+        *(("summary", k) for k in new_s),
+    }
+    return insert_result([((kind_of(ev), ev.event_id), ev.event_id) for ev in events], new)
 
 
 def _new(
