@@ -109,6 +109,12 @@ class LiveEdge:
                 self.proc.wait()
 
 
+def video_sets(video: Path, model: Path | None = None) -> list[str]:
+    """The --set values that make `video` the source (and `model` the detector)."""
+    detector = [f"infer.model_path={model}"] if model is not None else []
+    return [*detector, "deploy.edge.source=video", f"deploy.edge.video_path={video}"]
+
+
 def start_edge_with_stats(tmp_path: Path, services: Callable[..., Service], *sets: str) -> LiveEdge:
     """A vision-stats service, and an edge in the background posting to it."""
     stats = services(start_stats, tmp_path / "stats")

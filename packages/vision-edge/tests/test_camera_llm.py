@@ -16,7 +16,7 @@ from vision_core.logging import read_jsonl
 from vision_core.media import read_image
 from vision_edge.deploy import run_edge_llm, run_edge_local
 
-from .conftest import run_edge
+from .conftest import run_edge, video_sets
 
 
 class FakeCapture:
@@ -167,8 +167,7 @@ def test_llm_mode_without_class_names_says_what_to_set(
     res = run_edge(
         tmp_path / "wd",
         "deploy.edge.mode=llm",
-        "deploy.edge.source=video",
-        f"deploy.edge.video_path={synth_video}",
+        *video_sets(synth_video),
         f"autolabel.llm.base_url={llm_server.url}",
         "autolabel.llm.api_key_env=",
         "deploy.stats.endpoint=",

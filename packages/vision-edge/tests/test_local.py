@@ -14,7 +14,7 @@ import pytest
 from vision_core.infer import load_detector
 from vision_core.media import read_image
 
-from .conftest import edge_argv, edge_env, run_edge
+from .conftest import edge_argv, edge_env, run_edge, video_sets
 
 NO_STATS = "deploy.stats.endpoint="
 
@@ -65,9 +65,7 @@ def test_local_mode_on_a_folder_with_bad_files(
 def test_local_mode_on_a_video(tmp_path: Path, trained_yolo: Any, synth_video: Path) -> None:
     res = run_edge(
         tmp_path / "wd",
-        f"infer.model_path={trained_yolo.onnx}",
-        "deploy.edge.source=video",
-        f"deploy.edge.video_path={synth_video}",
+        *video_sets(synth_video, trained_yolo.onnx),
         NO_STATS,
     )
     assert res.proc.returncode == 0, res.output
@@ -80,9 +78,7 @@ def test_local_mode_on_a_video(tmp_path: Path, trained_yolo: Any, synth_video: P
 def test_max_frames_and_fps_limit(tmp_path: Path, trained_yolo: Any, synth_video: Path) -> None:
     res = run_edge(
         tmp_path / "wd",
-        f"infer.model_path={trained_yolo.onnx}",
-        "deploy.edge.source=video",
-        f"deploy.edge.video_path={synth_video}",
+        *video_sets(synth_video, trained_yolo.onnx),
         "deploy.edge.max_frames=6",
         "deploy.edge.max_frames_per_sec=10",
         NO_STATS,
@@ -133,9 +129,7 @@ def test_status_shows_the_outbox(tmp_path: Path, trained_yolo: Any, synth_video:
     assert empty.returncode == 0 and "no outbox yet" in empty.stdout
     res = run_edge(
         work,
-        f"infer.model_path={trained_yolo.onnx}",
-        "deploy.edge.source=video",
-        f"deploy.edge.video_path={synth_video}",
+        *video_sets(synth_video, trained_yolo.onnx),
         "deploy.edge.max_frames=5",
         "deploy.stats.endpoint=http://127.0.0.1:9/api/v1/stats/events",  # nothing listens
         "deploy.stats.flush_timeout_sec=1",
@@ -161,9 +155,7 @@ def test_two_runners_give_the_same_detections_in_frame_order(
     for n in (1, 2):
         runs[n] = run_edge(
             tmp_path / f"wd{n}",
-            f"infer.model_path={trained_yolo.onnx}",
-            "deploy.edge.source=video",
-            f"deploy.edge.video_path={synth_video}",
+            *video_sets(synth_video, trained_yolo.onnx),
             f"deploy.edge.runners={n}",
             NO_STATS,
         )

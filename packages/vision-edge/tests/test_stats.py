@@ -15,20 +15,41 @@ import pytest
 from tests.fixtures.services import Service, start_stats, stats_endpoint, stats_rows
 from tests.fixtures.waiting import wait_for
 
-from .conftest import newest_run, read_run, run_edge, start_edge, start_edge_with_stats
+from .conftest import (
+    LiveEdge,
+    newest_run,
+    read_run,
+    run_edge,
+    start_edge,
+    start_edge_with_stats,
+    video_sets,
+)
 
 pytestmark = pytest.mark.slow
 
 
 def _video_sets(model: Path, video: Path, *extra: str) -> list[str]:
     return [
-        f"infer.model_path={model}",
-        "deploy.edge.source=video",
-        f"deploy.edge.video_path={video}",
+        *video_sets(video, model),
         "deploy.stats.max_backoff_sec=0.5",
         "deploy.stats.batch_size=4",
         *extra,
     ]
+
+
+@pytest.fixture
+def video_edge(
+    tmp_path: Path, trained_yolo: Any, synth_video: Path, services: Callable[..., Service]
+) -> Callable[..., LiveEdge]:
+    """video_edge(*sets): an edge running the trained model on the 24-frame video in the
+    background, posting to a fresh vision-stats."""
+
+    def start(*sets: str) -> LiveEdge:
+        return start_edge_with_stats(
+            tmp_path, services, *_video_sets(trained_yolo.onnx, synth_video, *sets)
+        )
+
+    return start
 
 
 def _outbox_ids(path: Path) -> set[str]:
@@ -51,21 +72,12 @@ def _count(path: Path) -> int:
 
 
 def test_stats_outage_loses_nothing_and_counts_each_frame_once(
-    tmp_path: Path,
-    trained_yolo: Any,
-    synth_video: Path,
-    services: Callable[..., Service],
+    video_edge: Callable[..., LiveEdge],
 ) -> None:
-    edge = start_edge_with_stats(
-        tmp_path,
-        services,
-        *_video_sets(
-            trained_yolo.onnx,
-            synth_video,
-            "deploy.edge.max_frames_per_sec=5",  # 24 frames: about 5 s
-            "deploy.stats.flush_timeout_sec=20",
-            "deploy.edge.device_id=cam-outage",
-        ),
+    edge = video_edge(
+        "deploy.edge.max_frames_per_sec=5",  # 24 frames: about 5 s
+        "deploy.stats.flush_timeout_sec=20",
+        "deploy.edge.device_id=cam-outage",
     )
     work, db = edge.work, edge.stats.extra["db"]
     try:
@@ -142,22 +154,8 @@ def test_sigkill_never_loses_or_duplicates_a_committed_event(
     assert _outbox_ids(outbox) == set()
 
 
-def test_sigterm_finishes_flushes_and_exits_0(
-    tmp_path: Path,
-    trained_yolo: Any,
-    synth_video: Path,
-    services: Callable[..., Service],
-) -> None:
-    edge = start_edge_with_stats(
-        tmp_path,
-        services,
-        *_video_sets(
-            trained_yolo.onnx,
-            synth_video,
-            "deploy.edge.max_frames_per_sec=4",
-            "deploy.edge.device_id=cam-term",
-        ),
-    )
+def test_sigterm_finishes_flushes_and_exits_0(video_edge: Callable[..., LiveEdge]) -> None:
+    edge = video_edge("deploy.edge.max_frames_per_sec=4", "deploy.edge.device_id=cam-term")
     wait_for(lambda: len(edge.rows()) >= 2, 60, "the first events")
     assert edge.end(signal.SIGTERM) == 0, edge.log.read_text()
     work = edge.work

@@ -25,6 +25,11 @@ def _run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)  # type: ignore[call-overload, no-any-return]
 
 
+def _label_model(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The installed `vision-label model --config CFG ARGS...`."""
+    return _run([str(EXE / "vision-label"), "model", "--config", str(cfg), *args])
+
+
 def _metrics(workdir: Path) -> dict[str, object]:
     runs = sorted((workdir / "runs").iterdir())
     return json.loads((runs[-1] / "metrics.json").read_text())  # type: ignore[no-any-return]
@@ -44,18 +49,13 @@ def test_bad_files_are_counted_and_good_images_labeled_mirroring_folders(
     (src / "notes.txt").write_text("not an image")
     labeled = tmp_path / "out"
     cfg = write_toml(tmp_path / "p.toml", tmp_path / "wd", src, labeled)
-    res = _run(
-        [
-            str(EXE / "vision-label"),
-            "model",
-            "--config",
-            str(cfg),
-            "--set",
-            f"infer.model_path={tiny_yolo_onnx}",
-            "--set",
-            "autolabel.visualize=true",
-            *MODEL_ARGS,
-        ]
+    res = _label_model(
+        cfg,
+        "--set",
+        f"infer.model_path={tiny_yolo_onnx}",
+        "--set",
+        "autolabel.visualize=true",
+        *MODEL_ARGS,
     )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "images seen 5" in res.stdout and "failed 2" in res.stdout
@@ -77,7 +77,7 @@ def test_bad_files_are_counted_and_good_images_labeled_mirroring_folders(
 
 def test_missing_model_path_fails_clearly(shapes: tuple[Path, Path], tmp_path: Path) -> None:
     cfg = write_toml(tmp_path / "p.toml", tmp_path / "wd", shapes[0], tmp_path / "out")
-    res = _run([str(EXE / "vision-label"), "model", "--config", str(cfg)])
+    res = _label_model(cfg)
     assert res.returncode == 1
     assert "no model to label with: infer.model_path is empty" in res.stdout
     assert _metrics(tmp_path / "wd")["status"] == "failed"
@@ -103,9 +103,7 @@ def test_sigkill_leaves_whole_files_and_skip_rerun_equals_an_uninterrupted_run(
     args = ["--set", f"infer.model_path={tiny_yolo_onnx}", *MODEL_ARGS]
     ref = tmp_path / "ref"
     cfg_ref = write_toml(tmp_path / "ref.toml", tmp_path / "wd_ref", src, ref)
-    assert (
-        _run([str(EXE / "vision-label"), "model", "--config", str(cfg_ref), *args]).returncode == 0
-    )
+    assert _label_model(cfg_ref, *args).returncode == 0
 
     out = tmp_path / "out"
     cfg = write_toml(tmp_path / "p.toml", tmp_path / "wd", src, out)
@@ -128,7 +126,7 @@ def test_sigkill_leaves_whole_files_and_skip_rerun_equals_an_uninterrupted_run(
     for p in partial:  # every file that exists is whole: equal to the reference's
         assert p.read_bytes() == (ref / "labels" / p.name).read_bytes()
 
-    res = _run([str(EXE / "vision-label"), "model", "--config", str(cfg), *args])
+    res = _label_model(cfg, *args)
     assert res.returncode == 0, res.stderr[-2000:]
     mm = _metrics(tmp_path / "wd")["metrics"]
     assert isinstance(mm, dict) and mm["skipped"] == len(partial)
@@ -145,17 +143,7 @@ def test_vision_train_trains_on_the_labeled_folder(
 ) -> None:
     out = tmp_path / "out"
     cfg = write_toml(tmp_path / "p.toml", tmp_path / "wd", shapes[0], out)
-    res = _run(
-        [
-            str(EXE / "vision-label"),
-            "model",
-            "--config",
-            str(cfg),
-            "--set",
-            f"infer.model_path={tiny_yolo_onnx}",
-            *MODEL_ARGS,
-        ]
-    )
+    res = _label_model(cfg, "--set", f"infer.model_path={tiny_yolo_onnx}", *MODEL_ARGS)
     assert res.returncode == 0, res.stderr[-2000:]
     assert (out / "dataset.yaml").is_file() and (out / "classes.txt").is_file()
     train_cfg = tmp_path / "train.toml"

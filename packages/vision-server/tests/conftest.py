@@ -15,7 +15,6 @@ import os
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import httpx
 import numpy as np
 import pytest
 
-from tests.fixtures.services import free_port
+from tests.fixtures.services import free_port, wait_healthy
 from vision_core.config import build_config
 from vision_server.settings import ServerSettings
 
@@ -256,36 +254,31 @@ def start_server(
             stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=tmp_path,
         )  # fmt: skip
     server = LiveServer(f"http://127.0.0.1:{port}", proc, log, workdir)
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(
-                f"vision-server serve exited {proc.returncode}:\n{server.output()}"
-            )
-        try:
-            if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise AssertionError(f"vision-server serve did not answer in {wait} s:\n{server.output()}")
+    wait_healthy(
+        "vision-server serve", proc, f"{server.url}/health", wait, server.output, server.stop
+    )
+    return server
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
-    started: list[LiveServer] = []
+def serve(tmp_path: Path, services: Callable[..., LiveServer]) -> Callable[..., LiveServer]:
+    """`serve(*args, env=, wait=)`: `vision-server serve ARGS`, stopped after the test."""
 
     def start(*args: str, env: dict[str, str] | None = None, wait: float = 60.0) -> LiveServer:
-        server = start_server(tmp_path, *args, env=env, wait=wait)
-        started.append(server)
-        return server
+        return services(start_server, tmp_path, *args, env=env, wait=wait)
 
-    try:
-        yield start
-    finally:
-        for server in started:
-            server.stop()
+    return start
+
+
+@pytest.fixture
+def two_worker_server(serve: Callable[..., LiveServer], graph_model: Path) -> LiveServer:
+    """`vision-server serve --workers 2` with `graph_model`, no stats endpoint."""
+    return serve(
+        "--workers", "2",
+        "--set", f"infer.model_path={graph_model}",
+        "--set", "deploy.stats.endpoint=",
+        wait=90,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -122,14 +122,9 @@ def test_headers_over_16_kib_are_431_on_a_real_server(live_graph_server: Any, ki
 
 @pytest.mark.slow
 def test_two_workers_metrics_sum_both_and_the_run_dir_has_config_json_at_once(
-    serve: Callable[..., Any], graph_model: Path, kit: Any
+    two_worker_server: Any, kit: Any
 ) -> None:
-    server = serve(
-        "--workers", "2",
-        "--set", f"infer.model_path={graph_model}",
-        "--set", "deploy.stats.endpoint=",
-        wait=90,
-    )  # fmt: skip
+    server = two_worker_server
     (run_dir,) = (server.workdir / "runs").iterdir()
     assert (run_dir / "config.json").is_file()  # while it runs, not only at the end
     frame = _png(kit)

@@ -192,15 +192,8 @@ def test_overload_sheds_with_503_and_health_stays_responsive(
 
 
 @pytest.mark.slow
-def test_workers_each_have_their_own_session_and_outbox(
-    serve: Serve, graph_model: Path, kit: Any
-) -> None:
-    server = serve(
-        "--workers", "2",
-        "--set", f"infer.model_path={graph_model}",
-        "--set", "deploy.stats.endpoint=",
-        wait=90,
-    )  # fmt: skip
+def test_workers_each_have_their_own_session_and_outbox(two_worker_server: Any, kit: Any) -> None:
+    server = two_worker_server
     pids: set[int] = set()
     frame = kit.encode(kit.graph_image([(1, 0.5, 0.5, 0.2, 0.2, 0.8)]), ".png")
     with httpx.Client(base_url=server.url, timeout=10) as c:

@@ -19,7 +19,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from tests.fixtures.poison import BIG, POISON_SOURCE
-from tests.fixtures.services import STATS_KEY, Service, fresh_pg_schema, start_stats, stats_endpoint
+from tests.fixtures.services import STATS_KEY, Service, start_stats, stats_endpoint
 from vision_server.app import create_app
 from vision_server.settings import ServerSettings
 
@@ -92,26 +92,14 @@ FRAME_POISON: list[tuple[str, dict[str, Any], int]] = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def stats(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    pg_unavailable: str | None,
-) -> Iterator[Service]:
-    work = tmp_path_factory.mktemp(f"stats-{request.param}")
-    if request.param == "sqlite":
-        svc = start_stats(work)
-        try:
-            yield svc
-        finally:
-            svc.stop()
-        return
-    with fresh_pg_schema(pg_unavailable) as dsn:
-        svc = start_stats(work, dsn)
-        try:
-            yield svc
-        finally:
-            svc.stop()
+@pytest.fixture(scope="module")
+def stats(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """`vision-stats serve` on SQLite, then on PostgreSQL (module_db_url's two params)."""
+    svc = start_stats(tmp_path_factory.mktemp("stats"), module_db_url)
+    try:
+        yield svc
+    finally:
+        svc.stop()
 
 
 @pytest.fixture

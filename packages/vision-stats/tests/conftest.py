@@ -11,17 +11,14 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.fixtures.services import free_port
-from tests.fixtures.services import fresh_pg_schema as _fresh_schema
+from tests.fixtures.services import free_port, wait_healthy
 from vision_core.types import CrossingEvent, IntervalSummary, StatsEvent, ZoneEvent
 from vision_stats.store import StatsStore, open_store
 
@@ -161,20 +158,6 @@ def run_in_threads(work: Callable[[int], object], n: int = 4) -> None:
     assert errors == []
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def module_db_url(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    pg_unavailable: str | None,
-) -> Iterator[str]:
-    """Like db_url, shared by the tests of one module (they must not depend on it being empty)."""
-    if request.param == "sqlite":
-        yield str(tmp_path_factory.mktemp("shared") / "stats.db")
-    else:
-        with _fresh_schema(pg_unavailable) as dsn:
-            yield dsn
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database for one test: a SQLite file, or a PostgreSQL DSN on a fresh schema."""
@@ -205,6 +188,9 @@ class LiveServer:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def stop(self) -> None:
+        stop_server(self)
+
 
 def start_server(
     tmp_path: Path, db: str, *extra: str, env: dict[str, str] | None = None
@@ -220,18 +206,9 @@ def start_server(
             stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=tmp_path,
         )  # fmt: skip
     server = LiveServer(f"http://127.0.0.1:{port}", db, proc, log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"vision-stats serve exited {proc.returncode}:\n{server.output()}")
-        try:
-            if httpx.get(f"{server.url}/api/v1/stats/health", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    stop_server(server)
-    raise AssertionError(f"vision-stats serve did not answer in 30 s:\n{server.output()}")
+    url = f"{server.url}/api/v1/stats/health"
+    wait_healthy("vision-stats serve", proc, url, 30, server.output, server.stop)
+    return server
 
 
 def stop_server(server: LiveServer) -> None:
@@ -257,17 +234,10 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 
 
 @pytest.fixture
-def serve_stats(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+def serve_stats(tmp_path: Path, services: Callable[..., LiveServer]) -> Callable[..., LiveServer]:
     """Start `vision-stats serve` with any db and flags; stopped after the test."""
-    started: list[LiveServer] = []
 
     def start(db: str, *extra: str, env: dict[str, str] | None = None) -> LiveServer:
-        server = start_server(tmp_path, db, *extra, env=env)
-        started.append(server)
-        return server
+        return services(start_server, tmp_path, db, *extra, env=env)
 
-    try:
-        yield start
-    finally:
-        for server in started:
-            stop_server(server)
+    return start

@@ -1,4 +1,5 @@
-"""vision-train test fixtures: a pipeline config writer and a renamed-classes dataset."""
+"""vision-train test fixtures: a pipeline config writer, a renamed-classes dataset and the
+CLI run on the Faster R-CNN backend."""
 
 from __future__ import annotations
 
@@ -7,6 +8,17 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner, Result
+
+from vision_train.cli import main
+
+
+def run_frcnn(cfg: Path, *sets: str) -> Result:
+    """`vision-train --config CFG --backend faster_rcnn --set S ...` in click's runner."""
+    args = ["--config", str(cfg), "--backend", "faster_rcnn"]
+    for override in sets:
+        args += ["--set", override]
+    return CliRunner().invoke(main, args)
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ from click.testing import CliRunner
 from vision_train.cli import main
 from vision_train.models.faster_rcnn import build_model, save_checkpoint
 
+from .conftest import run_frcnn
+
 SHAPES = "[0: circle, 1: square, 2: triangle]"
 OTHER = ["ball", "box", "cone"]
 OTHER_LISTED = "[0: ball, 1: box, 2: cone]"
@@ -34,11 +36,7 @@ def test_faster_rcnn_checkpoint_with_other_names_is_an_error_naming_both_lists(
 ) -> None:
     ckpt = _frcnn_checkpoint(tmp_path / "start.pt", dict(enumerate(OTHER)))
     cfg = write_config(synth_dataset)
-    res = CliRunner().invoke(
-        main,
-        ["--config", str(cfg), "--backend", "faster_rcnn", "--set",
-         f"train.faster_rcnn.weights={ckpt}", "--set", "train.dry_run=true"],
-    )  # fmt: skip
+    res = run_frcnn(cfg, f"train.faster_rcnn.weights={ckpt}", "train.dry_run=true")
     assert res.exit_code == 1, res.output
     assert f"class names differ: {ckpt} has {OTHER_LISTED}, the dataset has {SHAPES}" in res.output
     assert 'train.on_class_mismatch = "use_dataset"' in res.output
@@ -52,12 +50,12 @@ def test_use_dataset_trains_on_the_datasets_names_with_a_warning(
     # four classes in the checkpoint, three in the dataset: the predictor starts fresh
     ckpt = _frcnn_checkpoint(tmp_path / "start.pt", dict(enumerate([*OTHER, "star"])))
     cfg = write_config(synth_dataset)
-    res = CliRunner().invoke(
-        main,
-        ["--config", str(cfg), "--backend", "faster_rcnn",
-         "--set", f"train.faster_rcnn.weights={ckpt}", "--set", "train.dry_run=true",
-         "--set", "train.on_class_mismatch=use_dataset"],
-    )  # fmt: skip
+    res = run_frcnn(
+        cfg,
+        f"train.faster_rcnn.weights={ckpt}",
+        "train.dry_run=true",
+        "train.on_class_mismatch=use_dataset",
+    )
     assert res.exit_code == 0, res.output
     assert "class names differ" in res.output and "training on the dataset's names" in res.output
     (run,) = runs(tmp_path / "wd")
@@ -66,15 +64,21 @@ def test_use_dataset_trains_on_the_datasets_names_with_a_warning(
     assert m["class_mismatch"]["dataset"] == {"0": "circle", "1": "square", "2": "triangle"}
 
 
-@pytest.mark.slow
-def test_yolo_checkpoint_with_other_names_is_refused_by_train_and_export(
+@pytest.fixture
+def other_names_config(
     trained_yolo: Any,
-    tmp_path: Path,
     write_config: Callable[..., Path],
     renamed_dataset: Callable[[Path, list[str]], Path],
+) -> Path:
+    """A config over trained_yolo's dataset with the class names OTHER."""
+    return write_config(renamed_dataset(trained_yolo.dataset, OTHER))
+
+
+@pytest.mark.slow
+def test_yolo_checkpoint_with_other_names_is_refused_by_train_and_export(
+    trained_yolo: Any, other_names_config: Path
 ) -> None:
-    data = renamed_dataset(trained_yolo.dataset, OTHER)
-    cfg = write_config(data)
+    cfg = other_names_config
     ckpt = str(trained_yolo.checkpoint)
     for args in (
         [
@@ -94,13 +98,9 @@ def test_yolo_checkpoint_with_other_names_is_refused_by_train_and_export(
 
 @pytest.mark.slow
 def test_eval_warns_on_other_names_and_files_figures_under_the_models_precision(
-    trained_yolo: Any,
-    tmp_path: Path,
-    write_config: Callable[..., Path],
-    renamed_dataset: Callable[[Path, list[str]], Path],
+    trained_yolo: Any, tmp_path: Path, other_names_config: Path
 ) -> None:
-    data = renamed_dataset(trained_yolo.dataset, OTHER)
-    cfg = write_config(data)
+    cfg = other_names_config
     filed = {}
     for model in (trained_yolo.onnx, trained_yolo.onnx_int8):
         res = CliRunner().invoke(main, ["eval", "--config", str(cfg), "--model", str(model)])

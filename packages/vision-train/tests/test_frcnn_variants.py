@@ -7,13 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from vision_core.infer import load_detector
 from vision_core.media import read_image
 from vision_core.synth import generate_dataset
-from vision_train.cli import main
 from vision_train.models.faster_rcnn import VARIANTS
+
+from .conftest import run_frcnn
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +29,12 @@ def test_variant_trains_one_step_and_exports(
     variant: str, two_images: Path, tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:
     cfg = write_config(two_images)
-    res = CliRunner().invoke(
-        main,
-        ["--config", str(cfg), "--backend", "faster_rcnn",
-         "--set", f"train.faster_rcnn.variant={variant}", "--set", "train.faster_rcnn.batch=2",
-         "--set", "export.quantize=false"],
-    )  # fmt: skip
+    res = run_frcnn(
+        cfg,
+        f"train.faster_rcnn.variant={variant}",
+        "train.faster_rcnn.batch=2",
+        "export.quantize=false",
+    )
     assert res.exit_code == 0, res.output
     (run,) = (tmp_path / "wd" / "runs").iterdir()
     m = json.loads((run / "metrics.json").read_text())["metrics"]

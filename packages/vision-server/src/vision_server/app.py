@@ -25,12 +25,10 @@ import anyio.to_thread
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 
 from vision_core.logging import StructuredLogger
 from vision_core.types import FrameRequest
-from vision_core.web import API_KEY_HEADER, VisionWebPlugin
+from vision_core.web import VisionWebPlugin, openapi_config
 from vision_server import __version__
 from vision_server.controllers import FrameController, HealthController, runtime_of
 from vision_server.metrics import ServerMetrics
@@ -108,26 +106,12 @@ def create_app(
         state=State({"settings": settings, "log": logger, "metrics": metrics, "runtime": None}),
         plugins=[web],
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="vision-server",
-            version=__version__,
-            description=(
-                "Object detection on frames sent by edge devices: batched ONNX Runtime "
-                "inference, bounded queue, per-frame stats to vision-stats. Errors are "
-                "`{status_code, detail, request_id, extra}`; the request id is also in the "
-                "X-Request-Id header and in the server log."
-            ),
-            path="/schema",
-            components=Components(
-                security_schemes={
-                    "ApiKey": SecurityScheme(
-                        type="apiKey",
-                        name=API_KEY_HEADER,
-                        security_scheme_in="header",
-                        description="deploy.remote.api_key_env names the variable",
-                    )
-                }
-            ),
+        openapi_config=openapi_config(
+            "vision-server",
+            __version__,
+            "Object detection on frames sent by edge devices: batched ONNX Runtime "
+            "inference, bounded queue, per-frame stats to vision-stats.",
+            "deploy.remote.api_key_env",
         ),
         debug=False,
     )

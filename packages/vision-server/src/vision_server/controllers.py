@@ -93,6 +93,13 @@ def rate_limit_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRout
 # -- OpenAPI: one path, two encodings ---------------------------------------------------------
 
 
+def _raw_meta(
+    where: type[QueryParameter] | type[HeaderParameter], name: str, max_length: int
+) -> QueryParameter | HeaderParameter:
+    """A metadata value of a raw image body, in the query or a header: optional, bounded."""
+    return where(name=name, required=False, description=RAW_ONLY, max_length=max_length)
+
+
 def _frame_body_doc(data: FrameRequest) -> FrameRequest:
     """Never called: it makes the OpenAPI schema document the JSON body (see FrameOperation)."""
     return data  # pragma: no cover
@@ -147,40 +154,16 @@ class FrameController(Controller):
         self,
         request: Request[Any, Any, Any],
         runtime: SkipValidation[Runtime],  # opened in the lifespan, see app.py
-        source_id: Annotated[
-            str | None,
-            QueryParameter(
-                name="source_id", required=False, description=RAW_ONLY, max_length=MAX_NAME
-            ),
-        ] = None,
-        frame_index: Annotated[
-            str | None,
-            QueryParameter(
-                name="frame_index", required=False, description=RAW_ONLY, max_length=_META
-            ),
-        ] = None,
-        ts_utc: Annotated[
-            str | None,
-            QueryParameter(name="ts_utc", required=False, description=RAW_ONLY, max_length=_META),
-        ] = None,
+        source_id: Annotated[str | None, _raw_meta(QueryParameter, "source_id", MAX_NAME)] = None,
+        frame_index: Annotated[str | None, _raw_meta(QueryParameter, "frame_index", _META)] = None,
+        ts_utc: Annotated[str | None, _raw_meta(QueryParameter, "ts_utc", _META)] = None,
         h_source_id: Annotated[
-            str | None,
-            HeaderParameter(
-                name="X-Source-Id", required=False, description=RAW_ONLY, max_length=MAX_NAME
-            ),
+            str | None, _raw_meta(HeaderParameter, "X-Source-Id", MAX_NAME)
         ] = None,
         h_frame_index: Annotated[
-            str | None,
-            HeaderParameter(
-                name="X-Frame-Index", required=False, description=RAW_ONLY, max_length=_META
-            ),
+            str | None, _raw_meta(HeaderParameter, "X-Frame-Index", _META)
         ] = None,
-        h_ts_utc: Annotated[
-            str | None,
-            HeaderParameter(
-                name="X-Ts-Utc", required=False, description=RAW_ONLY, max_length=_META
-            ),
-        ] = None,
+        h_ts_utc: Annotated[str | None, _raw_meta(HeaderParameter, "X-Ts-Utc", _META)] = None,
     ) -> FrameResponse:
         """Detections (in pixels of the frame sent) and the time spent per stage."""
         t0 = time.perf_counter()

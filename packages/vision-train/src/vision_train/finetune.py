@@ -47,6 +47,16 @@ def mismatch_message(model: str, model_names: dict[int, str], dataset_names: dic
     )
 
 
+def _record_mismatch(
+    metrics: dict[str, Any], model_names: dict[int, str], dataset_names: dict[int, str]
+) -> None:
+    """metrics["class_mismatch"]: both lists, keyed by the class id as text (as in JSON)."""
+    metrics["class_mismatch"] = {
+        "model": {str(k): v for k, v in model_names.items()},
+        "dataset": {str(k): v for k, v in dataset_names.items()},
+    }
+
+
 def check_class_names(
     cfg: PipelineConfig,
     model: str,
@@ -67,10 +77,7 @@ def check_class_names(
             "train on the dataset's names (class id i of the checkpoint becomes the dataset's "
             "class i; a different number of classes gets a new head)"
         )
-    metrics["class_mismatch"] = {
-        "model": {str(k): v for k, v in model_names.items()},
-        "dataset": {str(k): v for k, v in dataset_names.items()},
-    }
+    _record_mismatch(metrics, model_names, dataset_names)
     logger.warn(
         "train.class_mismatch",
         f"{message}; train.on_class_mismatch = use_dataset: training on the dataset's names",
@@ -86,10 +93,7 @@ def warn_class_mismatch(
 ) -> None:
     """Evaluation only warns: the figures are still computed, by class id."""
     if model_names and names_differ(model_names, dataset_names):
-        metrics["class_mismatch"] = {
-            "model": {str(k): v for k, v in model_names.items()},
-            "dataset": {str(k): v for k, v in dataset_names.items()},
-        }
+        _record_mismatch(metrics, model_names, dataset_names)
         logger.warn(
             "eval.class_mismatch",
             f"{mismatch_message(model, model_names, dataset_names)}; mAP is computed by class id",

@@ -19,12 +19,10 @@ import anyio.to_thread
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 from prometheus_client.core import GaugeMetricFamily
 
 from vision_core.logging import StructuredLogger
-from vision_core.web import API_KEY_HEADER, VisionWebPlugin
+from vision_core.web import VisionWebPlugin, openapi_config
 from vision_stats import __version__
 from vision_stats.api.controllers import HealthController, IngestController, QueryController
 from vision_stats.api.dashboard import DashboardController, static_router
@@ -129,26 +127,12 @@ def create_app(settings: StatsSettings, *, log: StructuredLogger | None = None) 
         state=state,
         plugins=[web],
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="vision-stats",
-            version=__version__,
-            description=(
-                "Statistics of the vision fleet: ingest StatsEvents and tracking events "
-                "(line crossings, zone events, interval summaries), query totals. Errors are "
-                "`{status_code, detail, request_id, extra}`; the request id is also in the "
-                "X-Request-Id header and in the server log."
-            ),
-            path="/schema",
-            components=Components(
-                security_schemes={
-                    "ApiKey": SecurityScheme(
-                        type="apiKey",
-                        name=API_KEY_HEADER,
-                        security_scheme_in="header",
-                        description="stats.api_key_env names the variable",
-                    )
-                }
-            ),
+        openapi_config=openapi_config(
+            "vision-stats",
+            __version__,
+            "Statistics of the vision fleet: ingest StatsEvents and tracking events "
+            "(line crossings, zone events, interval summaries), query totals.",
+            "stats.api_key_env",
         ),
         debug=False,
     )

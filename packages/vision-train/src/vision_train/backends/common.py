@@ -1,12 +1,18 @@
-"""What both training backends share: the device check and the dry-run record."""
+"""What both training backends share: the device check, the dataset summary and the
+dry-run record."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vision_core.kernel import RunContext
 from vision_train.errors import TrainError
+
+if TYPE_CHECKING:
+    from vision_core.logging import StructuredLogger
+    from vision_train.dataset import DatasetInfo
+    from vision_train.resume import Interrupted
 
 _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?|\d+(,\d+)*)$")
 
@@ -45,6 +51,31 @@ def set_threads(requested: int) -> int:
     if requested > 0:
         torch.set_num_threads(requested)
     return int(torch.get_num_threads())
+
+
+def dataset_summary(
+    info: DatasetInfo,
+    train_images: int,
+    prev: Interrupted | None,
+    log: StructuredLogger,
+    **fields: Any,
+) -> dict[str, Any]:
+    """What a run trains on (the dataset, its classes and split sizes, then the backend's
+    `fields`, then the run it resumes), logged as `train.dataset`."""
+    summary: dict[str, Any] = {
+        "dataset": str(info.root),
+        "classes": info.names,
+        "train_images": train_images,
+        "val_images": len(info.splits["val"]),
+        **fields,
+    }
+    if prev:
+        summary["resumed_from"] = str(prev.run_dir)
+    log.info(
+        "train.dataset",
+        f"dataset ok: {train_images} train / {summary['val_images']} val images, {info.nc} classes",
+    )
+    return summary
 
 
 def record_dry_run(ctx: RunContext, summary: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,12 @@ from vision_core.kernel import RunContext
 from vision_core.media import read_image
 from vision_core.metrics import MetricAccumulator
 from vision_train.backends.base import Calibration
-from vision_train.backends.common import check_device, record_dry_run, set_threads
+from vision_train.backends.common import (
+    check_device,
+    dataset_summary,
+    record_dry_run,
+    set_threads,
+)
 from vision_train.dataset import DatasetInfo, validate_yolo_dataset
 from vision_train.errors import ResumeError, TrainError
 from vision_train.finetune import check_class_names, record_start, rounded, settle
@@ -155,21 +160,15 @@ class FasterRCNNBackend:
         train_images = list(info.splits["train"])
         if f.max_samples:
             train_images = train_images[: f.max_samples]
-        summary: dict[str, Any] = {
-            "dataset": str(info.root),
-            "classes": info.names,
-            "train_images": len(train_images),
-            "val_images": len(info.splits["val"]),
-            "variant": f.variant,
-            "weights": str(start) if start else None,
-            "finetune_from": str(start) if start else None,
-            "device": device,
-        }
-        if prev:
-            summary["resumed_from"] = str(prev.run_dir)
-        log.info(
-            "train.dataset",
-            f"dataset ok: {len(train_images)} train / {summary['val_images']} val images, {info.nc} classes",
+        summary = dataset_summary(
+            info,
+            len(train_images),
+            prev,
+            log,
+            variant=f.variant,
+            weights=str(start) if start else None,
+            finetune_from=str(start) if start else None,
+            device=device,
         )
         if cfg.train.dry_run:
             return record_dry_run(ctx, summary)

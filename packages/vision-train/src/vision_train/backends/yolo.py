@@ -15,7 +15,12 @@ from typing import Any
 from vision_core.config import PipelineConfig
 from vision_core.kernel import RunContext
 from vision_train.backends.base import Calibration
-from vision_train.backends.common import check_device, record_dry_run, set_threads
+from vision_train.backends.common import (
+    check_device,
+    dataset_summary,
+    record_dry_run,
+    set_threads,
+)
 from vision_train.dataset import validate_yolo_dataset
 from vision_train.errors import ResumeError, TrainError
 from vision_train.finetune import StartPoint, check_class_names, record_start, rounded, settle
@@ -99,21 +104,15 @@ class YoloBackend:
         info = validate_yolo_dataset(cfg.data.yolo_dataset_dir)
         device = check_device(cfg.train.device)
         offline_ultralytics(ctx.workdir / ".ultralytics")
-        summary: dict[str, Any] = {
-            "dataset": str(info.root),
-            "classes": info.names,
-            "train_images": len(info.splits["train"]),
-            "val_images": len(info.splits["val"]),
-            "train_objects": info.labels["train"],
-            "weights": start.weights,
-            "finetune_from": str(start.checkpoint) if start.checkpoint else None,
-            "device": device,
-        }
-        if prev:
-            summary["resumed_from"] = str(prev.run_dir)
-        log.info(
-            "train.dataset",
-            f"dataset ok: {summary['train_images']} train / {summary['val_images']} val images, {info.nc} classes",
+        summary = dataset_summary(
+            info,
+            len(info.splits["train"]),
+            prev,
+            log,
+            train_objects=info.labels["train"],
+            weights=start.weights,
+            finetune_from=str(start.checkpoint) if start.checkpoint else None,
+            device=device,
         )
         start_names: dict[int, str] = {}
         if start.checkpoint is not None:
