@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from vision_core.cli import config_options, fail, load_cli_config, version_option
+from vision_core.cli import config_options, fail, keys_command, load_cli_config, version_option
 from vision_core.kernel import RunResult
 from vision_train.backends.base import backend_names
 
@@ -239,3 +239,6 @@ def synth(config_path: Path | None, overrides: tuple[str, ...], out: Path | None
         max_objects=s.max_objects,
     )
     click.echo(f"wrote {s.train_images} train + {s.val_images} val images: {path}")
+
+
+main.add_command(keys_command)
