@@ -120,6 +120,9 @@ def test_local_mode_keeps_every_crossing_zone_visit_summary_and_frame_as_an_even
     counted = tracking["line_counts"]
     assert _total(counted) >= 1 and tracking["tracks_started"] >= 1
     assert set(counted) <= {ln.name for ln in scene.lines}
+    for line in counted:  # the summary a user reads says what crossed where
+        assert f"  line {line}: " in local_run.proc.stdout
+    assert "  zone left: " in local_run.proc.stdout
     # every crossing, zone visit, summary and frame is an event in the outbox (no endpoint)
     kinds = _kinds(Path(local_run.metrics["outbox"]["path"]))
     assert len(kinds["crossing"]) == _total(counted)

@@ -7,7 +7,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -21,6 +21,9 @@ from vision_core.config import (
 from vision_core.errors import VisionError
 from vision_core.secrets import scrub
 from vision_core.textsafe import safe_json, safe_text
+
+if TYPE_CHECKING:
+    from vision_core.kernel import RunResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -156,3 +159,22 @@ def keys_command(prefix: str, as_json: bool) -> None:
         click.echo("\nrenamed (old names still accepted until 0.3, with a warning):")
         for old, new in renamed.items():
             click.echo(f"  {old} -> {new}")
+
+
+def summary_head(result: RunResult, job: str) -> list[str]:
+    """The first lines of a run's short human summary: status, job, backend, time, error."""
+    lines = [f"{result.status}: {job} ({result.backend}) in {result.elapsed_ms / 1000:.1f}s"]
+    if result.error:
+        lines.append(f"  error: {result.error}")
+    return lines
+
+
+def detections_line(metrics: dict[str, Any]) -> str:
+    """`  detections N: class n, ...` of a run's metrics."""
+    per_class = ", ".join(f"{k} {v}" for k, v in metrics.get("detections_per_class", {}).items())
+    return f"  detections {metrics.get('detections_total', 0)}: {per_class or 'none'}"
+
+
+def echo_summary(result: RunResult, lines: list[str]) -> None:
+    """Print a summary's lines and where the full figures are (the run dir)."""
+    echo("\n".join([*lines, f"  run dir: {result.run_context.run_dir}"]))

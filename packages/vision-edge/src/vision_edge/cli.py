@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from vision_core.cli import (
     config_options,
+    detections_line,
     echo,
     echo_json,
+    echo_summary,
     fail,
     keys_command,
     load_cli_config,
+    summary_head,
     version_option,
 )
 from vision_core.config import PipelineConfig
@@ -24,28 +28,40 @@ from vision_core.stats.deadletters import dead_letters_command
 def _summary(result: RunResult) -> None:
     """A short human summary (the full figures are in the run dir's metrics.json)."""
     m = result.run_context.metrics
-    lines = [f"{result.status}: edge ({result.backend}) in {result.elapsed_ms / 1000:.1f}s"]
-    if result.error:
-        lines.append(f"  error: {result.error}")
+    lines = summary_head(result, "edge")
     if "frames" in m:
         lat = m.get("latency_ms", {})
         lines.append(
             f"  frames {m['frames']} at {m.get('fps', 0.0):.1f} fps, latency p50 "
             f"{lat.get('p50', 0.0):.1f} ms p95 {lat.get('p95', 0.0):.1f} ms"
         )
-        per_class = ", ".join(f"{k} {v}" for k, v in m.get("detections_per_class", {}).items())
-        lines.append(f"  detections {m.get('detections_total', 0)}: {per_class or 'none'}")
+        lines.append(detections_line(m))
         if m.get("dropped"):
             lines.append("  dropped: " + ", ".join(f"{k} {v}" for k, v in m["dropped"].items()))
         if m.get("stream_fallbacks"):
             falls = ", ".join(f"{k} {v}" for k, v in m["stream_fallbacks"].items())
             lines.append(f"  ran locally after stream failures: {falls}")
+        lines += _tracking_lines(m.get("tracking") or {})
         lines.append(
             f"  stats events committed {m.get('events_committed', 0)}, "
             f"pending {m.get('events_pending', 0)}"
         )
-    lines.append(f"  run dir: {result.run_context.run_dir}")
-    echo("\n".join(lines))
+    echo_summary(result, lines)
+
+
+def _tracking_lines(tracking: dict[str, Any]) -> list[str]:
+    """Crossings per line, class and direction; zone occupancy at the end; tracks."""
+    if "line_counts" not in tracking:
+        return []
+    lines = [f"  tracks {tracking.get('tracks_started', 0)}"]
+    for line, by_cls in tracking["line_counts"].items():
+        counts = ", ".join(
+            f"{cls} in {d.get('in', 0)} out {d.get('out', 0)}" for cls, d in by_cls.items()
+        )
+        lines.append(f"  line {line}: {counts}")
+    for zone, n in tracking.get("occupancy", {}).items():
+        lines.append(f"  zone {zone}: {n} inside at the end")
+    return lines
 
 
 @click.group()

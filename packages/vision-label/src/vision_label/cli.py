@@ -9,10 +9,13 @@ import click
 
 from vision_core.cli import (
     config_options,
+    detections_line,
     echo,
     echo_json,
+    echo_summary,
     keys_command,
     load_cli_config,
+    summary_head,
     version_option,
 )
 from vision_core.kernel import RunResult
@@ -21,16 +24,13 @@ from vision_core.kernel import RunResult
 def _summary(result: RunResult) -> None:
     """A short human summary (the full figures are in the run dir's metrics.json)."""
     m = result.run_context.metrics
-    lines = [f"{result.status}: autolabel ({result.backend}) in {result.elapsed_ms / 1000:.1f}s"]
-    if result.error:
-        lines.append(f"  error: {result.error}")
+    lines = summary_head(result, "autolabel")
     if "images_seen" in m:
         lines.append(
             f"  images seen {m['images_seen']}, labeled {m['labeled']}, skipped {m['skipped']}, "
             f"merged {m['merged']}, empty {m['empty']}, failed {m['failed']}"
         )
-        per_class = ", ".join(f"{k} {v}" for k, v in m.get("detections_per_class", {}).items())
-        lines.append(f"  detections {m.get('detections_total', 0)}: {per_class or 'none'}")
+        lines.append(detections_line(m))
         lines.append(f"  {m.get('images_per_sec', 0.0):.1f} images/s")
     llm = m.get("llm")
     if isinstance(llm, dict):
@@ -42,8 +42,7 @@ def _summary(result: RunResult) -> None:
         lines.append(f"  failed: {failure['image']}: {failure['error']}")
     if result.artifacts.get("labeled_dir"):
         lines.append(f"  labeled dir: {result.artifacts['labeled_dir']}")
-    lines.append(f"  run dir: {result.run_context.run_dir}")
-    echo("\n".join(lines))
+    echo_summary(result, lines)
 
 
 def _run(backend: str, config_path: Path | None, overrides: tuple[str, ...]) -> None:
