@@ -20,7 +20,8 @@ Delivery:
 
 - One thread per publisher runs the link (`vision_core.net.mqtt.BrokerLink`, MQTT 5) and
   publishes up to `max_inflight` messages ahead of the broker's acks, the oldest events
-  first; a batch that is not full waits up to `linger_sec` for more frames.
+  first, each of one kind (`vision_core.stats.delivery`: interleaved kinds still go in full
+  batches); a batch that is not full waits up to `linger_sec` for more frames.
 - A lost link: paho re-sends the messages awaiting their ack after the reconnect (DUP),
   in order; the reconnect waits with the shared jittered backoff. A restarted process
   re-sends what its outbox still holds. Repeats are harmless: the ingest keeps one row per
@@ -47,6 +48,7 @@ from vision_core.logging import StructuredLogger
 from vision_core.net.mqtt import BrokerLink, ReasonCode, check_topic_level, check_topic_prefix
 from vision_core.net.retry import Backoff
 from vision_core.secrets import Secret, scrub
+from vision_core.stats.delivery import PEEK_BATCHES, one_kind
 from vision_core.stats.outbox import Outbox, OutboxError, OutboxItem, payloads_as_array
 
 if TYPE_CHECKING:
@@ -137,7 +139,7 @@ class MqttPublisher:
         self._flushing = False
         self._inflight: dict[int, _Flight] = {}  # mid -> message
         self._inflight_ids: set[int] = set()  # outbox row ids of those messages
-        self._cursor = 0  # the highest outbox row id published
+        self._cursor = 0  # outbox rows up to this id are published (in flight or acked)
         self._limit = batch_size  # shrinks while a refused batch is being isolated
         self._partial_since: float | None = None
         self._hold_until = 0.0  # backing off after a refused message
@@ -244,11 +246,16 @@ class MqttPublisher:
         if now < self._hold_until:
             return self._hold_until - now
         while len(self._inflight) < self.max_inflight:
-            items = self._next_batch()
+            items, backlog = self._next_batch()
             if not items:
                 self._partial_since = None
                 return self.idle_poll_sec
-            if len(items) < self._limit and self.linger_sec > 0 and not self._flushing:
+            if (
+                not backlog
+                and len(items) < self._limit
+                and self.linger_sec > 0
+                and not self._flushing
+            ):
                 if self._partial_since is None:
                     self._partial_since = now
                 wait = self._partial_since + self.linger_sec - now
@@ -259,19 +266,21 @@ class MqttPublisher:
                 return max(0.0, self._hold_until - time.monotonic())
         return self.idle_poll_sec  # the window is full: an ack wakes the link
 
-    def _next_batch(self) -> list[OutboxItem]:
-        """Up to `_limit` of the oldest events not yet published, all of one kind."""
+    def _next_batch(self) -> tuple[list[OutboxItem], bool]:
+        """The next events to publish (`delivery.one_kind` of the oldest events not yet
+        published), and whether a full window of them waits (lingering would not help)."""
+        window = self._limit * PEEK_BATCHES
         try:
-            rows = self.outbox.peek(self._limit + len(self._inflight_ids), after=self._cursor)
+            rows = self.outbox.peek(window + len(self._inflight_ids), after=self._cursor)
         except OutboxError as exc:
             self._fail(str(exc))
-            return []
-        items = [it for it in rows if it.id not in self._inflight_ids][: self._limit]
-        kind = items[0].kind if items else ""
-        for i, item in enumerate(items):
-            if item.kind != kind:
-                return items[:i]
-        return items
+            return [], False
+        for it in rows:  # the leading rows in flight: the next peek starts after them
+            if it.id not in self._inflight_ids:
+                break
+            self._cursor = it.id
+        fresh = [it for it in rows if it.id not in self._inflight_ids]
+        return one_kind(fresh, self._limit), len(fresh) >= window
 
     def _publish(self, items: list[OutboxItem]) -> bool:
         topic = events_topic(self.prefix, self.device_id, items[0].kind)
@@ -285,7 +294,6 @@ class MqttPublisher:
             return False
         self._inflight[info.mid] = _Flight(items, topic)
         self._inflight_ids.update(it.id for it in items)
-        self._cursor = max(self._cursor, items[-1].id)
         return True
 
     def _acked(

@@ -1,6 +1,7 @@
 """The background sender: outbox -> the statistics service, in batches, with backoff.
 
-One daemon thread per outbox. It `peek`s up to `batch_size` events of one kind, POSTs them
+One daemon thread per outbox. It `peek`s up to `batch_size` events of one kind (the oldest
+event's kind, from a window of the oldest events: `vision_core.stats.delivery`), POSTs them
 as one JSON array (header `X-API-Key`) to where that kind goes (`endpoint_for`), and `ack`s
 them only on a 2xx answer; every other outcome leaves them in the outbox for the next try.
 The caller (a frame handler, an edge loop) only ever `put`s into the outbox and calls
@@ -46,6 +47,7 @@ from vision_core.logging import StructuredLogger
 from vision_core.net.http import HttpAnswer, HttpClient, TransportFailure, check_http_url
 from vision_core.net.retry import Backoff, parse_retry_after
 from vision_core.secrets import Secret, scrub
+from vision_core.stats.delivery import PEEK_BATCHES, one_kind
 from vision_core.stats.outbox import FRAME_KIND, Outbox, OutboxError, OutboxItem, payloads_as_array
 
 __all__ = ["StatsSender", "endpoint_for"]
@@ -218,29 +220,27 @@ class StatsSender:
                 self._interrupt.clear()
                 self.next_attempt_at = 0.0
 
-    def _batch(self) -> list[OutboxItem]:
-        """The next events to send: up to `_limit` of the oldest, all of the oldest's kind.
-        While a suspect is checked: the event after it (the control), or the suspect itself
-        again when nothing follows it yet."""
+    def _batch(self) -> tuple[list[OutboxItem], bool]:
+        """The next events to send (`delivery.one_kind`: up to `_limit` of the oldest
+        event's kind), and whether the outbox holds a full window (waiting for more would
+        not grow the batch). While a suspect is checked: the event after it (the control),
+        or the suspect itself again when nothing follows it yet."""
         if self._suspect is not None:
-            return self.outbox.peek(1, offset=1) or [self._suspect]
-        items = self.outbox.peek(self._limit)
-        kind = items[0].kind if items else FRAME_KIND
-        for i, item in enumerate(items):
-            if item.kind != kind:
-                return items[:i]
-        return items
+            return self.outbox.peek(1, offset=1) or [self._suspect], True
+        window = self._limit * PEEK_BATCHES
+        rows = self.outbox.peek(window)
+        return one_kind(rows, self._limit), len(rows) >= window
 
     def _step(self) -> float | None:
         """One batch. Returns None when idle, else the seconds to wait before the next."""
         try:
-            items = self._batch()
+            items, backlog = self._batch()
         except OutboxError as exc:
             return self._fail(str(exc), None)
         if not items:
             return None
         if (
-            self._suspect is None
+            not backlog
             and len(items) < self._limit
             and self.linger_sec > 0
             and self._backoff.attempts == 0
@@ -248,7 +248,7 @@ class StatsSender:
             if self._interrupt.wait(self.linger_sec):  # let a few more frames join
                 self._interrupt.clear()
             with contextlib.suppress(OutboxError):
-                items = self._batch() or items
+                items = self._batch()[0] or items
         url = endpoint_for(self.endpoint, items[0].kind)
         try:
             answer = self._http.post(url, payloads_as_array(items))
