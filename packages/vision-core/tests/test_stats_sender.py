@@ -107,6 +107,22 @@ def test_interleaved_kinds_go_in_full_batches_each_once_in_order_of_capture(
     assert sender.outbox.pending() == 0
 
 
+def test_a_short_batch_does_not_linger_while_a_full_window_waits(
+    fake_stats: FakeStats, make_sender: SenderFactory, interleaved_kinds: list[Event]
+) -> None:
+    """The lone zone event goes alone, at once: waiting cannot grow its batch when a full
+    window of other events is queued behind it."""
+    sender = make_sender(fake_stats.url, linger_sec=5.0)
+    sender.outbox.put([*interleaved_kinds, *(_event(i, f"late-{i:03d}") for i in range(40))])
+    started = time.monotonic()
+    sender.start().notify()
+    while sender.outbox.pending() and time.monotonic() - started < 30:
+        time.sleep(0.01)
+    assert sender.outbox.pending() == 0
+    assert time.monotonic() - started < 4.0  # no 5 s linger
+    assert [n for _, n, _ in fake_stats.requests] == [10] * 6 + [1] + [10] * 6
+
+
 def test_a_refused_event_among_interleaved_kinds_is_the_only_dead_letter(
     fake_stats: FakeStats, make_sender: SenderFactory, interleaved_kinds: list[Event]
 ) -> None:

@@ -6,7 +6,9 @@ a window of the oldest pending events, `PEEK_BATCHES` batches deep: every event 
 oldest event's kind in that window, up to the batch size, in order of capture. The events
 of other kinds in the window wait for the next batches (the oldest of them is the next
 batch's first), so interleaved kinds (a frame event per frame, a crossing now and then)
-still go in full batches, and each kind keeps its order of capture.
+still go in full batches, and each kind keeps its order of capture. A batch that is not
+full waits `linger_sec` for more events only when the window is not full either (waiting
+cannot add events to a full window).
 """
 
 from __future__ import annotations
