@@ -126,13 +126,3 @@ def test_importing_without_openai_says_what_to_install() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert 'pip install "vision-core[llm]"' in out.stdout, out.stderr
-
-
-def test_llm_client_imports_no_torch_ultralytics_or_litestar() -> None:
-    code = (
-        "import sys\nimport vision_core.llm\n"
-        "bad = [m for m in ('torch', 'ultralytics', 'litestar') if m in sys.modules]\n"
-        "print(bad)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip() == "[]", out.stderr

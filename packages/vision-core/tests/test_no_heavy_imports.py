@@ -1,10 +1,49 @@
-"""vision_core.infer runs on a device: no torch, torchvision, ultralytics or litestar."""
+"""vision_core runs on a device: no torch, torchvision, ultralytics or litestar, and each
+light module imports no more than it needs."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
 from tests.fixtures.blocked_imports import DEVICE_BLOCKED, run_blocked
+
+LINES_AND_ZONES = (
+    "{'track': {'lines': [{'name': 'g', 'points': [[0, 0], [1, 1]]}], "
+    "'zones': [{'name': 'z', 'points': [[0, 0], [1, 0], [1, 1]]}]}}"
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "heavy"),
+    [
+        pytest.param(  # a device: no numpy, OpenCV, ONNX Runtime or a second HTTP library
+            "import vision_core.stats",
+            ("numpy", "cv2", "onnxruntime", "requests", "urllib3", "torch", "litestar"),
+            id="outbox-and-sender",
+        ),
+        pytest.param(
+            f"from vision_core.config import build_config; build_config({LINES_AND_ZONES})",
+            ("numpy",),
+            id="config-with-lines-and-zones",
+        ),
+        pytest.param(
+            "import vision_core.llm", ("torch", "ultralytics", "litestar"), id="llm-client"
+        ),
+    ],
+)
+def test_light_modules_import_nothing_heavy(code: str, heavy: tuple[str, ...]) -> None:
+    probe = (
+        f"{code}\nimport sys, json\n"
+        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r})))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+
 
 BODY = """
 import numpy as np

@@ -6,6 +6,7 @@ a broker of the test's own for what needs it stopped or absent.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from vision_core.errors import ConfigError
 from vision_core.logging import StructuredLogger, read_jsonl
 from vision_core.stats import Outbox, StatsRecorder
 from vision_core.stats.mqtt import MqttPublisher
+from vision_core.stats.outbox import Event
 from vision_core.types import StatsEvent, make_stats_event
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -69,6 +71,30 @@ def test_events_go_as_json_arrays_on_the_kind_topic_and_leave_the_outbox_on_puba
     assert snap["endpoint"] == f"mqtt://127.0.0.1:1883/{topic_prefix}/dev-1/events/<kind>"
     with Outbox(tmp_path / "ob.db") as outbox:
         assert outbox.pending() == 0
+
+
+def test_interleaved_kinds_go_in_full_messages_each_once_in_order_of_capture(
+    tmp_path: Path, mqtt_broker: Broker, topic_prefix: str, interleaved_kinds: list[Event]
+) -> None:
+    obs, client = observe(mqtt_broker, f"{topic_prefix}/#")
+    try:
+        sink = _sink(mqtt_broker, topic_prefix, batch_size=10)
+        rec = StatsRecorder.open(tmp_path / "ob.db", sink, device_id="dev-1")
+        assert rec.record(interleaved_kinds) == 81
+        assert rec.close(30.0) is True
+        wait_for(lambda: len(obs.payloads("/events/crossing")) >= 4, 10, "crossings")
+    finally:
+        stop_observer(client)
+    batches = {
+        kind: [[e["event_id"] for e in json.loads(p)] for p in obs.payloads(f"/events/{kind}")]
+        for kind in ("frame", "crossing", "zone")
+    }
+    assert [len(b) for b in batches["frame"]] == [10, 10, 10, 10]  # not 40 messages of one
+    assert [len(b) for b in batches["crossing"]] == [10, 10, 10, 10]
+    assert batches["zone"] == [["z-00000"]]
+    assert [i for b in batches["frame"] for i in b] == [f"ev-{i:05d}" for i in range(40)]
+    assert [i for b in batches["crossing"] for i in b] == [f"x-{i:05d}" for i in range(40)]
+    assert rec.snapshot()["sent_total"] == 81
 
 
 def test_status_is_retained_online_while_connected_and_offline_after_a_clean_close(

@@ -22,6 +22,7 @@ from vision_core.errors import ConfigError
 from vision_core.logging import StructuredLogger
 from vision_core.net.retry import RETRY_AFTER_CAP_SEC, parse_retry_after
 from vision_core.stats import Outbox, StatsRecorder, StatsSender, stats_api_key
+from vision_core.stats.outbox import Event
 from vision_core.types import StatsEvent, make_stats_event
 
 KEY = STATS_KEY
@@ -82,6 +83,58 @@ def test_delivers_everything_in_batches_with_the_key(
     assert all(h["X-API-Key"] == KEY for _, _, h in fake_stats.requests)
     assert sender.sent_total == 35 and sender.outbox.pending() == 0
     assert sender.outbox.last_error is None
+
+
+def test_interleaved_kinds_go_in_full_batches_each_once_in_order_of_capture(
+    fake_stats: FakeStats, make_sender: SenderFactory, interleaved_kinds: list[Event]
+) -> None:
+    """A batch takes every event of the oldest event's kind in the window, not only the
+    leading run of that kind: frames and crossings alternating still go 10 at a time."""
+    sender = make_sender(fake_stats.url)  # batch_size 10
+    sender.outbox.put(interleaved_kinds)
+    sender.start().notify()
+    assert sender.flush(10)
+    sizes = [n for _, n, _ in fake_stats.requests]
+    assert sizes == [10, 10, 10, 10, 10, 10, 1, 10, 10]  # not 81 batches of one
+    ids = list(fake_stats.received)  # in order of arrival
+    assert sum(sizes) == len(ids) == sender.sent_total == 81  # each event once
+    assert [i for i in ids if i.startswith("ev-")] == [f"ev-{i:05d}" for i in range(40)]
+    assert [i for i in ids if i.startswith("x-")] == [f"x-{i:05d}" for i in range(40)]
+    starts = [sum(sizes[:k]) for k in range(len(sizes))]
+    assert all(
+        len({i[:2] for i in ids[a : a + n]}) == 1 for a, n in zip(starts, sizes, strict=True)
+    )
+    assert sender.outbox.pending() == 0
+
+
+def test_a_short_batch_does_not_linger_while_a_full_window_waits(
+    fake_stats: FakeStats, make_sender: SenderFactory, interleaved_kinds: list[Event]
+) -> None:
+    """The lone zone event goes alone, at once: waiting cannot grow its batch when a full
+    window of other events is queued behind it."""
+    sender = make_sender(fake_stats.url, linger_sec=5.0)
+    sender.outbox.put([*interleaved_kinds, *(_event(i, f"late-{i:03d}") for i in range(40))])
+    started = time.monotonic()
+    sender.start().notify()
+    while sender.outbox.pending() and time.monotonic() - started < 30:
+        time.sleep(0.01)
+    assert sender.outbox.pending() == 0
+    assert time.monotonic() - started < 4.0  # no 5 s linger
+    assert [n for _, n, _ in fake_stats.requests] == [10] * 6 + [1] + [10] * 6
+
+
+def test_a_refused_event_among_interleaved_kinds_is_the_only_dead_letter(
+    fake_stats: FakeStats, make_sender: SenderFactory, interleaved_kinds: list[Event]
+) -> None:
+    fake_stats.reject_ids = {"x-00006"}
+    sender = make_sender(fake_stats.url)
+    sender.outbox.put(interleaved_kinds)
+    sender.start().notify()
+    assert sender.flush(10)
+    ids = list(fake_stats.received)
+    assert len(ids) == 80 and "x-00006" not in ids
+    assert [i for i in ids if i.startswith("x-")] == [f"x-{i:05d}" for i in range(40) if i != 6]
+    assert [d.event_id for d in sender.outbox.dead_letters()] == ["x-00006"]
 
 
 def test_503_with_retry_after_is_honoured_and_nothing_is_lost(
@@ -275,19 +328,3 @@ def test_recorder_sends_the_stats_key_from_the_environment(tmp_path: Path) -> No
     bad = sink.__class__(endpoint="ftp://stats/x")
     with pytest.raises(ConfigError, match=r"deploy\.stats\.endpoint: .*http"):
         StatsRecorder.open(tmp_path / "o2.db", bad)
-
-
-def test_outbox_and_sender_are_light() -> None:
-    """A device imports them without numpy, OpenCV, ONNX Runtime or a second HTTP library
-    (httpx is the one HTTP client)."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, json\n"
-        "import vision_core.stats\n"
-        "heavy = {'numpy', 'cv2', 'onnxruntime', 'requests', 'urllib3', 'torch', 'litestar'}\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout) == []

@@ -17,6 +17,7 @@ from vision_core.types import Detection
 
 __all__ = [
     "Detector",
+    "NamedClasses",
     "Prepared",
     "class_names_for",
     "ensure_bgr",
@@ -67,6 +68,16 @@ class Detector(Protocol):
     def detect_prepared(self, prepared: Prepared) -> list[Detection]:
         """The second half of `predict`: the model call and postprocessing."""
         ...
+
+
+def check_thresholds(conf: float, max_det: int, iou: float | None = None) -> None:
+    """ValueError for a score threshold or NMS IoU outside [0, 1], or max_det below 1."""
+    if not 0.0 <= conf <= 1.0:
+        raise ValueError(f"conf must be in [0, 1], got {conf}")
+    if iou is not None and not 0.0 <= iou <= 1.0:
+        raise ValueError(f"iou must be in [0, 1], got {iou}")
+    if max_det < 1:
+        raise ValueError(f"max_det must be >= 1, got {max_det}")
 
 
 def ensure_bgr(image: object) -> np.ndarray:
@@ -131,6 +142,21 @@ def class_names_for(
     """Name of each id: from `class_map`, else the model metadata, else "class_<id>"."""
     cm = class_map or {}
     return {i: cm.get(i) or metadata_names.get(i) or f"class_{i}" for i in ids}
+
+
+class NamedClasses:
+    """What the detector adapters share to name a detection's class: `class_names` (the
+    known ids), `class_map` (the config's names) and the model metadata's names."""
+
+    class_names: dict[int, str]
+    _class_map: dict[int, str]
+    _meta_names: dict[int, str]
+
+    def _detection(self, class_id: int, score: float, box: Sequence[float]) -> Detection:
+        name = self.class_names.get(class_id)
+        if name is None:
+            name = class_names_for([class_id], self._class_map, self._meta_names)[class_id]
+        return make_detection(class_id, name, score, box)
 
 
 def static_dim(dim: object) -> int | None:

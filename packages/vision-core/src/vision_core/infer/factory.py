@@ -92,20 +92,18 @@ def load_detector(
     server's runners; OpenVINO compiles a CPU stream for each). See `open_runner` for the
     errors.
     """
-    runner = as_runner(path)
-    if runner is None:
-        from vision_core.infer.runtimes import open_runner
+    from vision_core.infer.runtimes import open_runner
 
-        runner = open_runner(
-            path,  # type: ignore[arg-type]
-            runtime=runtime,
-            precision=precision,
-            provider=provider,
-            threads=threads,
-            streams=streams,
-            logger=logger,
-            gpu_hint=gpu_hint,
-        )
+    runner = open_runner(
+        path,
+        runtime=runtime,
+        precision=precision,
+        provider=provider,
+        threads=threads,
+        streams=streams,
+        logger=logger,
+        gpu_hint=gpu_hint,
+    )
     if detect_arch(runner) == "faster_rcnn":
         return FasterRCNNDetector(runner, conf=conf, class_map=class_map, max_det=max_det)
     return YoloDetector(

@@ -21,15 +21,16 @@ import numpy as np
 
 from vision_core.errors import ModelLoadError
 from vision_core.infer.base import (
+    NamedClasses,
     Prepared,
+    check_thresholds,
     class_names_for,
     ensure_bgr,
-    make_detection,
     parse_names,
     static_dim,
 )
 from vision_core.infer.letterbox import clip_boxes
-from vision_core.infer.runner import Runner, TensorInfo, as_runner, describe_io
+from vision_core.infer.runner import Runner, TensorInfo, describe_io
 from vision_core.types import Detection
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def _pick_outputs(outputs: Sequence[TensorInfo]) -> tuple[str, str, str] | None:
     return None
 
 
-class FasterRCNNDetector:
+class FasterRCNNDetector(NamedClasses):
     """A torchvision Faster R-CNN ONNX export (one image per run)."""
 
     def __init__(
@@ -76,21 +77,12 @@ class FasterRCNNDetector:
         runtime: str | None = None,
         precision: str = "fp32",
     ) -> None:
-        if not 0.0 <= conf <= 1.0:
-            raise ValueError(f"conf must be in [0, 1], got {conf}")
-        if max_det < 1:
-            raise ValueError(f"max_det must be >= 1, got {max_det}")
-        runner = as_runner(model)
-        if runner is None:
-            from vision_core.infer.runtimes import open_runner
+        check_thresholds(conf, max_det)
+        from vision_core.infer.runtimes import open_runner
 
-            runner = open_runner(
-                model,  # type: ignore[arg-type]
-                runtime=runtime,
-                precision=precision,
-                provider=provider,
-                threads=threads,
-            )
+        runner = open_runner(
+            model, runtime=runtime, precision=precision, provider=provider, threads=threads
+        )
         self.runner: Runner = runner
         self.model_path = runner.model_path
         self.conf, self.max_det = conf, max_det
@@ -201,12 +193,6 @@ class FasterRCNNDetector:
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
         """Detections on each image (the export takes one image per run)."""
         return [self.predict(im) for im in images]
-
-    def _detection(self, class_id: int, score: float, box: Sequence[float]) -> Detection:
-        name = self.class_names.get(class_id)
-        if name is None:
-            name = class_names_for([class_id], self._class_map, self._meta_names)[class_id]
-        return make_detection(class_id, name, score, box)
 
     def __repr__(self) -> str:
         size = self.input_size or "dynamic"

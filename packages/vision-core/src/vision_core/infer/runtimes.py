@@ -19,12 +19,14 @@ import importlib.util
 import os
 import platform
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from vision_core.errors import ConfigError, MissingDependencyError, ModelLoadError
-from vision_core.infer.runner import OrtRunner, Runner
+from vision_core.infer.runner import OrtRunner, Runner, as_runner
 
 if TYPE_CHECKING:
+    import onnxruntime as ort
+
     from vision_core.logging import StructuredLogger
 
 __all__ = [
@@ -181,7 +183,7 @@ def runtime_for_file(path: str | os.PathLike[str]) -> str:
 
 
 def open_runner(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | Runner | ort.InferenceSession,
     *,
     runtime: str | None = None,
     precision: str = "fp32",
@@ -193,7 +195,9 @@ def open_runner(
 ) -> Runner:
     """Open the model at `path` on `runtime` at `precision` (see the module docstring).
 
-    runtime None: the file's own (`runtime_for_file`: OpenVINO for an IR .xml).
+    runtime None: the file's own (`runtime_for_file`: OpenVINO for an IR .xml). `path` may
+    also be an open `Runner` or ONNX Runtime session: it is used as it is (its runtime,
+    precision, provider, threads and streams are its own).
 
     threads: intra-op threads per run (0 = the runtime's default). streams: runs expected
     at once (OpenVINO compiles one CPU stream per run; ONNX Runtime shares one session).
@@ -201,6 +205,10 @@ def open_runner(
     ConfigError for a precision the runtime or CPU does not offer, ModelLoadError for a
     missing or unreadable model.
     """
+    opened = as_runner(path)
+    if opened is not None:
+        return opened
+    path = cast("str | os.PathLike[str]", path)
     runtime = runtime or runtime_for_file(path)
     require_runtime(runtime)
     if precision not in PRECISIONS:

@@ -70,8 +70,10 @@ MATCH_IOU = 0.9
 CACHE_VERSION = 1
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Candidate:
+class _Labelled:
+    """A runtime and precision, labelled "runtime/precision"."""
+
+    __slots__ = ()
     runtime: str
     precision: str
 
@@ -80,8 +82,14 @@ class Candidate:
         return f"{self.runtime}/{self.precision}"
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class Candidate(_Labelled):
+    runtime: str
+    precision: str
+
+
 @dataclass(slots=True)
-class Measured:
+class Measured(_Labelled):
     """One row of the table: what a candidate did."""
 
     runtime: str
@@ -93,10 +101,6 @@ class Measured:
     map50: float | None = None  # with a val set
     passed: bool = False
     note: str = ""  # why it failed or was skipped
-
-    @property
-    def label(self) -> str:
-        return f"{self.runtime}/{self.precision}"
 
 
 @dataclass(slots=True)

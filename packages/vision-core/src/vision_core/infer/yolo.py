@@ -18,15 +18,16 @@ import numpy as np
 
 from vision_core.errors import ModelLoadError
 from vision_core.infer.base import (
+    NamedClasses,
     Prepared,
+    check_thresholds,
     class_names_for,
     ensure_bgr,
-    make_detection,
 )
 from vision_core.infer.layout import DEFAULT_IMGSZ, YoloLayout, read_yolo_layout
 from vision_core.infer.letterbox import Letterboxed, letterbox, scale_boxes
 from vision_core.infer.nms import batched_nms
-from vision_core.infer.runner import Runner, as_runner
+from vision_core.infer.runner import Runner
 from vision_core.types import Detection
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ MAX_NMS = 30_000  # boxes entering NMS at most (ultralytics' max_nms)
 MAX_WH = 7680  # per-class box offset of class-aware NMS (ultralytics' max_wh)
 
 
-class YoloDetector:
+class YoloDetector(NamedClasses):
     """A YOLO detection model (output (B, 4 + nc, N), xywh boxes, sigmoid scores).
 
     `model`: a path (opened with `runtime` at `precision`), a `Runner`, or an ONNX Runtime
@@ -61,23 +62,12 @@ class YoloDetector:
         runtime: str | None = None,
         precision: str = "fp32",
     ) -> None:
-        if not 0.0 <= conf <= 1.0:
-            raise ValueError(f"conf must be in [0, 1], got {conf}")
-        if not 0.0 <= iou <= 1.0:
-            raise ValueError(f"iou must be in [0, 1], got {iou}")
-        if max_det < 1:
-            raise ValueError(f"max_det must be >= 1, got {max_det}")
-        runner = as_runner(model)
-        if runner is None:
-            from vision_core.infer.runtimes import open_runner
+        check_thresholds(conf, max_det, iou)
+        from vision_core.infer.runtimes import open_runner
 
-            runner = open_runner(
-                model,  # type: ignore[arg-type]
-                runtime=runtime,
-                precision=precision,
-                provider=provider,
-                threads=threads,
-            )
+        runner = open_runner(
+            model, runtime=runtime, precision=precision, provider=provider, threads=threads
+        )
         self.runner: Runner = runner
         self.model_path = runner.model_path
         self.conf, self.iou, self.max_det, self.agnostic = conf, iou, max_det, agnostic
@@ -216,12 +206,6 @@ class YoloDetector:
             self._detection(c, s, b)
             for c, s, b in zip(cls.tolist(), scores.tolist(), boxes.tolist(), strict=True)
         ]
-
-    def _detection(self, class_id: int, score: float, box: Sequence[float]) -> Detection:
-        name = self.class_names.get(class_id)
-        if name is None:
-            name = class_names_for([class_id], self._class_map, self._meta_names)[class_id]
-        return make_detection(class_id, name, score, box)
 
     def __repr__(self) -> str:
         size = self.input_size or f"dynamic<= {self.imgsz}"

@@ -20,7 +20,8 @@ Delivery:
 
 - One thread per publisher runs the link (`vision_core.net.mqtt.BrokerLink`, MQTT 5) and
   publishes up to `max_inflight` messages ahead of the broker's acks, the oldest events
-  first; a batch that is not full waits up to `linger_sec` for more frames.
+  first, each of one kind (`vision_core.stats.delivery`: interleaved kinds still go in full
+  batches); a batch that is not full waits up to `linger_sec` for more frames.
 - A lost link: paho re-sends the messages awaiting their ack after the reconnect (DUP),
   in order; the reconnect waits with the shared jittered backoff. A restarted process
   re-sends what its outbox still holds. Repeats are harmless: the ingest keeps one row per
@@ -45,8 +46,8 @@ from typing import TYPE_CHECKING, Any
 from vision_core.errors import ConfigError
 from vision_core.logging import StructuredLogger
 from vision_core.net.mqtt import BrokerLink, ReasonCode, check_topic_level, check_topic_prefix
-from vision_core.net.retry import Backoff
 from vision_core.secrets import Secret, scrub
+from vision_core.stats.delivery import PEEK_BATCHES, OutboxDelivery, one_kind
 from vision_core.stats.outbox import Outbox, OutboxError, OutboxItem, payloads_as_array
 
 if TYPE_CHECKING:
@@ -58,7 +59,6 @@ STATUS_ONLINE = b"online"
 STATUS_OFFLINE = b"offline"
 NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK: a success code, but nobody got the message
 _POISON = {0x95, 0x99}  # packet too large, payload format invalid
-_REPEAT_LOG_SEC = 60.0
 
 
 def events_topic(prefix: str, device_id: str, kind: str) -> str:
@@ -77,7 +77,7 @@ class _Flight:
     topic: str
 
 
-class MqttPublisher:
+class MqttPublisher(OutboxDelivery):
     """Publishes an outbox's events to an MQTT broker (see the module docstring)."""
 
     def __init__(
@@ -103,7 +103,14 @@ class MqttPublisher:
         client_id = section.client_id.replace("{device_id}", device_id)
         if not client_id:
             raise ConfigError("deploy.stats.mqtt.client_id: empty")
-        self.outbox = outbox
+        super().__init__(
+            outbox,
+            base_backoff_sec=base_backoff_sec,
+            max_backoff_sec=max_backoff_sec,
+            logger=logger,
+            rng=rng,
+            name=name,
+        )
         self.section = section
         self.device_id = device_id
         self.qos = section.qos
@@ -111,7 +118,6 @@ class MqttPublisher:
         self.batch_size = batch_size
         self.linger_sec = linger_sec
         self.idle_poll_sec = idle_poll_sec
-        self.log = logger or StructuredLogger(None)
         self.status_topic = status_topic(self.prefix, device_id)
         self.link = BrokerLink(
             section,
@@ -130,50 +136,29 @@ class MqttPublisher:
         )
         self.link.client.on_publish = self._acked
         self.endpoint = f"{self.link.url}/{self.prefix}/{device_id}/events"
-        self._backoff = Backoff(base_backoff_sec, max_backoff_sec, rng=rng)
-        self._name = name
-        self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._flushing = False
         self._inflight: dict[int, _Flight] = {}  # mid -> message
         self._inflight_ids: set[int] = set()  # outbox row ids of those messages
-        self._cursor = 0  # the highest outbox row id published
+        self._cursor = 0  # outbox rows up to this id are published (in flight or acked)
         self._limit = batch_size  # shrinks while a refused batch is being isolated
         self._partial_since: float | None = None
         self._hold_until = 0.0  # backing off after a refused message
-        self._last_log = 0.0
-        self._last_logged_error: str | None = None
         self.sent_total = 0  # events acknowledged by the broker (and acked in the outbox)
         self.batches_total = 0  # messages acknowledged
-        self.failures_total = 0
         self.refused_total = 0  # messages the broker refused (reason code)
-        self.dead_letters_total = 0
 
     # -- what callers use (the StatsSender's interface) -----------------------------------
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     @property
     def connected(self) -> bool:
         return self.link.connected
 
-    def start(self) -> MqttPublisher:
-        """Start the thread (idempotent)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-            self._thread.start()
-        return self
-
     def notify(self) -> None:
         """New events are in the outbox: publish soon (never blocks, never raises)."""
         self.link.wake()
 
-    def flush(self, timeout: float) -> bool:
-        """Wait up to `timeout` s for the outbox to empty (no lingering, one immediate
-        reconnect or resend try); True when it did. What is left stays on disk."""
-        deadline = time.monotonic() + max(0.0, timeout)
+    def _hurry(self) -> None:  # no lingering, one immediate reconnect or resend try
         self._flushing = True
 
         def now_please() -> None:
@@ -181,29 +166,14 @@ class MqttPublisher:
             self.link.retry_now()
 
         self.link.call_soon(now_please)
-        while True:
-            try:
-                if self.outbox.pending() == 0:
-                    return True
-            except OutboxError:
-                return False
-            if time.monotonic() >= deadline or not self.running:
-                return self.outbox.pending() == 0
-            time.sleep(0.01)
 
-    def close(self, flush_timeout: float = 0.0) -> bool:
-        """Flush up to `flush_timeout` s, publish `offline`, disconnect; True when nothing
-        is pending."""
-        drained = self.flush(flush_timeout) if flush_timeout > 0 and self.running else False
+    def _shutdown(self) -> None:  # the thread publishes `offline` and disconnects
         self._stop.set()
         self.link.wake()
         if self._thread is not None:  # a connect in progress may hold it (connect timeout)
             self._thread.join(timeout=6.0)
         else:
             self.link.close()
-        with contextlib.suppress(OutboxError):
-            drained = self.outbox.pending() == 0
-        return drained
 
     def snapshot(self) -> dict[str, Any]:
         """Counters for /metrics and health pages."""
@@ -244,11 +214,16 @@ class MqttPublisher:
         if now < self._hold_until:
             return self._hold_until - now
         while len(self._inflight) < self.max_inflight:
-            items = self._next_batch()
+            items, backlog = self._next_batch()
             if not items:
                 self._partial_since = None
                 return self.idle_poll_sec
-            if len(items) < self._limit and self.linger_sec > 0 and not self._flushing:
+            if (
+                not backlog
+                and len(items) < self._limit
+                and self.linger_sec > 0
+                and not self._flushing
+            ):
                 if self._partial_since is None:
                     self._partial_since = now
                 wait = self._partial_since + self.linger_sec - now
@@ -259,19 +234,21 @@ class MqttPublisher:
                 return max(0.0, self._hold_until - time.monotonic())
         return self.idle_poll_sec  # the window is full: an ack wakes the link
 
-    def _next_batch(self) -> list[OutboxItem]:
-        """Up to `_limit` of the oldest events not yet published, all of one kind."""
+    def _next_batch(self) -> tuple[list[OutboxItem], bool]:
+        """The next events to publish (`delivery.one_kind` of the oldest events not yet
+        published), and whether a full window of them waits (lingering would not help)."""
+        window = self._limit * PEEK_BATCHES
         try:
-            rows = self.outbox.peek(self._limit + len(self._inflight_ids), after=self._cursor)
+            rows = self.outbox.peek(window + len(self._inflight_ids), after=self._cursor)
         except OutboxError as exc:
             self._fail(str(exc))
-            return []
-        items = [it for it in rows if it.id not in self._inflight_ids][: self._limit]
-        kind = items[0].kind if items else ""
-        for i, item in enumerate(items):
-            if item.kind != kind:
-                return items[:i]
-        return items
+            return [], False
+        for it in rows:  # the leading rows in flight: the next peek starts after them
+            if it.id not in self._inflight_ids:
+                break
+            self._cursor = it.id
+        fresh = [it for it in rows if it.id not in self._inflight_ids]
+        return one_kind(fresh, self._limit), len(fresh) >= window
 
     def _publish(self, items: list[OutboxItem]) -> bool:
         topic = events_topic(self.prefix, self.device_id, items[0].kind)
@@ -285,7 +262,6 @@ class MqttPublisher:
             return False
         self._inflight[info.mid] = _Flight(items, topic)
         self._inflight_ids.update(it.id for it in items)
-        self._cursor = max(self._cursor, items[-1].id)
         return True
 
     def _acked(
@@ -312,15 +288,7 @@ class MqttPublisher:
         self.sent_total += len(flight.items)
         self.batches_total += 1
         self._limit = min(self.batch_size, self._limit * 2)
-        if self._backoff.attempts:
-            self.log.info(
-                "stats.recovered",
-                f"stats delivery to {self.endpoint} recovered after {self._backoff.attempts} "
-                f"failed attempt(s); {self.outbox.pending()} event(s) still queued",
-                failures=self._backoff.attempts,
-            )
-            self._backoff.reset()
-            self._last_logged_error = None
+        self._recovered()
         self.outbox.set_last_error(None)
         if not self._inflight and self._flushing and self.outbox.pending() == 0:
             self._flushing = False
@@ -359,21 +327,7 @@ class MqttPublisher:
 
     def _bury(self, item: OutboxItem, reason: str) -> None:
         self._limit = self.batch_size
-        try:
-            if not self.outbox.bury(item, 0, reason):
-                return
-        except OutboxError as exc:
-            self.log.error("stats.bury_failed", f"cannot set event {item.event_id} aside: {exc}")
-            return
-        self.dead_letters_total += 1
-        message = f"{self.link.url} refused event {item.event_id}: {reason}"
-        self.outbox.set_last_error(message)
-        self.log.error(
-            "stats.dead_letter",
-            f"{message}; the event is set aside in the outbox's dead letters (see "
-            "`vision-edge dead-letters`), the events behind it go on",
-            event_id=item.event_id,
-        )
+        self._set_aside(item, 0, reason, f"{self.link.url} refused event {item.event_id}: {reason}")
 
     def _up(self, _session_present: bool) -> None:
         self.link.client.publish(self.status_topic, STATUS_ONLINE, qos=self.qos, retain=True)
@@ -388,29 +342,6 @@ class MqttPublisher:
         self.failures_total += 1
         with contextlib.suppress(OutboxError):
             self.outbox.set_last_error(scrub(message))
-
-    def _fail(self, message: str) -> float:
-        message = scrub(message)
-        self.failures_total += 1
-        delay = self._backoff.next()
-        with contextlib.suppress(OutboxError):
-            self.outbox.set_last_error(message)
-        now = time.monotonic()
-        if message != self._last_logged_error or now - self._last_log >= _REPEAT_LOG_SEC:
-            pending: int | str
-            try:
-                pending = self.outbox.pending()
-            except OutboxError:
-                pending = "?"
-            self.log.warn(
-                "stats.send_failed",
-                f"stats not delivered ({message}); {pending} event(s) kept in the outbox, "
-                f"next try in {delay:.1f}s",
-                failures=self._backoff.attempts,
-                retry_in_sec=round(delay, 3),
-            )
-            self._last_logged_error, self._last_log = message, now
-        return delay
 
     def _goodbye(self) -> None:
         """On close: `offline` (retained) while the link is up, then DISCONNECT."""

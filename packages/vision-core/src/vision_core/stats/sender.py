@@ -1,6 +1,7 @@
 """The background sender: outbox -> the statistics service, in batches, with backoff.
 
-One daemon thread per outbox. It `peek`s up to `batch_size` events of one kind, POSTs them
+One daemon thread per outbox. It `peek`s up to `batch_size` events of one kind (the oldest
+event's kind, from a window of the oldest events: `vision_core.stats.delivery`), POSTs them
 as one JSON array (header `X-API-Key`) to where that kind goes (`endpoint_for`), and `ack`s
 them only on a 2xx answer; every other outcome leaves them in the outbox for the next try.
 The caller (a frame handler, an edge loop) only ever `put`s into the outbox and calls
@@ -44,15 +45,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from vision_core.logging import StructuredLogger
 from vision_core.net.http import HttpAnswer, HttpClient, TransportFailure, check_http_url
-from vision_core.net.retry import Backoff, parse_retry_after
+from vision_core.net.retry import parse_retry_after
 from vision_core.secrets import Secret, scrub
+from vision_core.stats.delivery import PEEK_BATCHES, OutboxDelivery, one_kind
 from vision_core.stats.outbox import FRAME_KIND, Outbox, OutboxError, OutboxItem, payloads_as_array
 
 __all__ = ["StatsSender", "endpoint_for"]
 
 _TRANSIENT = {408, 425, 429, 502, 503, 504}
 _POISON = {400, 413, 422}
-_REPEAT_LOG_SEC = 60.0
 # the ingest path of each event kind, relative to the frame events' endpoint: the tracking
 # events (crossing, zone, summary: one tagged union on the wire) share one route
 KIND_PATHS = {
@@ -74,7 +75,7 @@ def endpoint_for(endpoint: str, kind: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
-class StatsSender:
+class StatsSender(OutboxDelivery):
     """Sends an outbox's events to the statistics service (see the module docstring)."""
 
     def __init__(
@@ -104,7 +105,14 @@ class StatsSender:
             raise ValueError("max_backoff_sec and base_backoff_sec must be > 0")
         if isolate_after < 1:
             raise ValueError(f"isolate_after must be >= 1, got {isolate_after}")
-        self.outbox = outbox
+        super().__init__(
+            outbox,
+            base_backoff_sec=base_backoff_sec,
+            max_backoff_sec=max_backoff_sec,
+            logger=logger,
+            rng=rng,
+            name=name,
+        )
         self.endpoint = endpoint
         key = api_key.reveal() if isinstance(api_key, Secret) else api_key
         headers = {"Content-Type": "application/json"}
@@ -117,25 +125,17 @@ class StatsSender:
         self.linger_sec = linger_sec
         self.idle_poll_sec = idle_poll_sec
         self.isolate_after = isolate_after
-        self.log = logger or StructuredLogger(None)
-        self._backoff = Backoff(base_backoff_sec, max_backoff_sec, rng=rng)
-        self._name = name
         self._wake = threading.Event()  # new events were put
         self._interrupt = threading.Event()  # flush/close: cut a backoff or linger short
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._limit = batch_size  # shrinks while a poison batch is being isolated
         self._fault_run = 0  # 5xx answers in a row (isolation starts at isolate_after)
         self._suspect: OutboxItem | None = None  # a lone event 5xx follows: being checked
         self._suspect_status = 0
         self._suspect_detail = ""
-        self._last_log = 0.0
-        self._last_logged_error: str | None = None
         self.next_attempt_at = 0.0  # time.monotonic() of the next try while backing off
         self.sent_total = 0
         self.batches_total = 0
-        self.failures_total = 0
-        self.dead_letters_total = 0  # events this sender set aside
 
     # -- what callers use ------------------------------------------------------------------
 
@@ -143,52 +143,21 @@ class StatsSender:
     def consecutive_failures(self) -> int:
         return self._backoff.attempts
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> StatsSender:
-        """Start the thread (idempotent)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-            self._thread.start()
-        return self
-
     def notify(self) -> None:
         """New events are in the outbox: send soon (never blocks, never raises)."""
         self._wake.set()
 
-    def flush(self, timeout: float) -> bool:
-        """Wait up to `timeout` s for the outbox to empty; True when it did.
-
-        Cuts a running backoff short once (one immediate try). What is not sent stays in
-        the outbox, on disk, for the next start.
-        """
-        deadline = time.monotonic() + max(0.0, timeout)
+    def _hurry(self) -> None:  # cut a running backoff short once (one immediate try)
         self._interrupt.set()
         self._wake.set()
-        while True:
-            try:
-                if self.outbox.pending() == 0:
-                    return True
-            except OutboxError:
-                return False
-            if time.monotonic() >= deadline or not self.running:
-                return self.outbox.pending() == 0
-            time.sleep(0.01)
 
-    def close(self, flush_timeout: float = 0.0) -> bool:
-        """Flush up to `flush_timeout` s, then stop the thread; True when nothing is pending."""
-        drained = self.flush(flush_timeout) if flush_timeout > 0 and self.running else False
+    def _shutdown(self) -> None:
         self._stop.set()
         self._interrupt.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=self.timeout_sec + 1.0)
         self._http.close()
-        with contextlib.suppress(OutboxError):
-            drained = self.outbox.pending() == 0
-        return drained
 
     def snapshot(self) -> dict[str, Any]:
         """Counters for /metrics and health pages."""
@@ -218,29 +187,27 @@ class StatsSender:
                 self._interrupt.clear()
                 self.next_attempt_at = 0.0
 
-    def _batch(self) -> list[OutboxItem]:
-        """The next events to send: up to `_limit` of the oldest, all of the oldest's kind.
-        While a suspect is checked: the event after it (the control), or the suspect itself
-        again when nothing follows it yet."""
+    def _batch(self) -> tuple[list[OutboxItem], bool]:
+        """The next events to send (`delivery.one_kind`: up to `_limit` of the oldest
+        event's kind), and whether the outbox holds a full window (waiting for more would
+        not grow the batch). While a suspect is checked: the event after it (the control),
+        or the suspect itself again when nothing follows it yet."""
         if self._suspect is not None:
-            return self.outbox.peek(1, offset=1) or [self._suspect]
-        items = self.outbox.peek(self._limit)
-        kind = items[0].kind if items else FRAME_KIND
-        for i, item in enumerate(items):
-            if item.kind != kind:
-                return items[:i]
-        return items
+            return self.outbox.peek(1, offset=1) or [self._suspect], True
+        window = self._limit * PEEK_BATCHES
+        rows = self.outbox.peek(window)
+        return one_kind(rows, self._limit), len(rows) >= window
 
     def _step(self) -> float | None:
         """One batch. Returns None when idle, else the seconds to wait before the next."""
         try:
-            items = self._batch()
+            items, backlog = self._batch()
         except OutboxError as exc:
             return self._fail(str(exc), None)
         if not items:
             return None
         if (
-            self._suspect is None
+            not backlog
             and len(items) < self._limit
             and self.linger_sec > 0
             and self._backoff.attempts == 0
@@ -248,7 +215,7 @@ class StatsSender:
             if self._interrupt.wait(self.linger_sec):  # let a few more frames join
                 self._interrupt.clear()
             with contextlib.suppress(OutboxError):
-                items = self._batch() or items
+                items = self._batch()[0] or items
         url = endpoint_for(self.endpoint, items[0].kind)
         try:
             answer = self._http.post(url, payloads_as_array(items))
@@ -287,15 +254,7 @@ class StatsSender:
             if items[0].id != suspect.id:  # the control went through: the suspect is the cause
                 self._bury(suspect, self._suspect_status, self._suspect_reason())
                 return
-        if self._backoff.attempts:
-            self.log.info(
-                "stats.recovered",
-                f"stats delivery to {self.endpoint} recovered after {self._backoff.attempts} "
-                f"failed attempt(s); {self.outbox.pending()} event(s) still queued",
-                failures=self._backoff.attempts,
-            )
-        self._backoff.reset()
-        self._last_logged_error = None
+        self._recovered()
         self._limit = min(self.batch_size, self._limit * 2)
         if self._limit >= self.batch_size:  # back to full batches: isolation is over
             self._fault_run = 0
@@ -346,46 +305,10 @@ class StatsSender:
 
     def _bury(self, item: OutboxItem, status: int, detail: str) -> None:
         reason = scrub(detail)
-        try:
-            self.outbox.bury(item, status, reason)
-        except OutboxError as exc:
-            self.log.error("stats.bury_failed", f"cannot set event {item.event_id} aside: {exc}")
-            return
-        self.dead_letters_total += 1
-        self._fault_run = 0
-        self._limit = self.batch_size
         message = f"{self.endpoint} refused event {item.event_id} ({status}): {reason}"
-        self.outbox.set_last_error(message)
-        self.log.error(
-            "stats.dead_letter",
-            f"{message}; the event is set aside in the outbox's dead letters (see "
-            "`vision-edge dead-letters`), the events behind it go on",
-            event_id=item.event_id,
-            status=status,
-        )
-
-    def _fail(self, message: str, retry_after: float | None) -> float:
-        message = scrub(message)
-        self.failures_total += 1
-        delay = self._backoff.next(retry_after)
-        with contextlib.suppress(OutboxError):
-            self.outbox.set_last_error(message)
-        now = time.monotonic()
-        if message != self._last_logged_error or now - self._last_log >= _REPEAT_LOG_SEC:
-            pending: int | str
-            try:
-                pending = self.outbox.pending()
-            except OutboxError:
-                pending = "?"
-            self.log.warn(
-                "stats.send_failed",
-                f"stats not delivered ({message}); {pending} event(s) kept in the outbox, "
-                f"next try in {delay:.1f}s",
-                failures=self._backoff.attempts,
-                retry_in_sec=round(delay, 3),
-            )
-            self._last_logged_error, self._last_log = message, now
-        return delay
+        if self._set_aside(item, status, reason, message):
+            self._fault_run = 0
+            self._limit = self.batch_size
 
 
 def _detail(body: bytes) -> str:

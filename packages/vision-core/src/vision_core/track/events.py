@@ -20,6 +20,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TypedDict
 
 from vision_core.track.lines import LineCrossing
 from vision_core.track.tracker import DetectionArray, TrackBatch
@@ -45,19 +46,40 @@ def utc_from_ts(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
+class _TrackedFields(TypedDict):
+    """The fields a crossing and a zone event share."""
+
+    event_id: str
+    ts_utc: datetime
+    source_id: str
+    class_name: str
+    track_id: int
+    model: str
+    frame_index: int
+
+
+def _tracked_fields(
+    seen: LineCrossing | ZoneTransition, source_id: str, model: str, event_id: str | None
+) -> _TrackedFields:
+    """A fresh event id unless one is given, the time in UTC, a frame index >= 0."""
+    return {
+        "event_id": event_id or new_event_id(),
+        "ts_utc": utc_from_ts(seen.ts),
+        "source_id": source_id,
+        "class_name": seen.class_name,
+        "track_id": seen.track_id,
+        "model": model,
+        "frame_index": max(0, seen.frame_index),
+    }
+
+
 def crossing_event(
     crossing: LineCrossing, *, source_id: str, model: str = "", event_id: str | None = None
 ) -> CrossingEvent:
     return CrossingEvent(
-        event_id=event_id or new_event_id(),
-        ts_utc=utc_from_ts(crossing.ts),
-        source_id=source_id,
         line=crossing.line,
         direction=crossing.direction,
-        class_name=crossing.class_name,
-        track_id=crossing.track_id,
-        model=model,
-        frame_index=max(0, crossing.frame_index),
+        **_tracked_fields(crossing, source_id, model, event_id),
     )
 
 
@@ -65,18 +87,12 @@ def zone_event(
     transition: ZoneTransition, *, source_id: str, model: str = "", event_id: str | None = None
 ) -> ZoneEvent:
     return ZoneEvent(
-        event_id=event_id or new_event_id(),
-        ts_utc=utc_from_ts(transition.ts),
-        source_id=source_id,
         zone=transition.zone,
         action=transition.action,
-        class_name=transition.class_name,
-        track_id=transition.track_id,
-        model=model,
-        frame_index=max(0, transition.frame_index),
         dwell_sec=max(0.0, transition.dwell_sec),
         occupancy=max(0, transition.occupancy),
         lost=transition.lost,
+        **_tracked_fields(transition, source_id, model, event_id),
     )
 
 

@@ -33,9 +33,9 @@ from typing import Literal
 
 import numpy as np
 
-from vision_core.track.anchors import Anchor, anchor_points
+from vision_core.track.anchors import Anchor
 from vision_core.track.regions import LineRegion
-from vision_core.track.slots import TrackSlots, grown
+from vision_core.track.slots import RegionCounter
 from vision_core.track.tracker import TrackBatch
 
 __all__ = ["Direction", "LineCounter", "LineCrossing"]
@@ -56,7 +56,7 @@ class LineCrossing:
     ts: float  # Unix seconds of that frame
 
 
-class LineCounter:
+class LineCounter(RegionCounter):
     """Counts crossings of named lines by tracks, per line, class and direction."""
 
     def __init__(
@@ -68,31 +68,26 @@ class LineCounter:
         anchor: Anchor = "center",
     ) -> None:
         self.lines = list(lines)
-        self.min_frames = max(1, int(min_frames_on_side))
-        self.anchor: Anchor = anchor
-        self.slots = TrackSlots(forget_frames)
         n = len(self.lines)
+        # per (track row, line): ints (settled side -1/+1/0 = not yet known, side of the
+        # current run off it, run length, first frame of the run) and floats (last anchor
+        # on the settled side x, y; first anchor of the run x, y; time of the run's start)
+        super().__init__(
+            n,
+            (4, 5),
+            min_frames_on_side=min_frames_on_side,
+            forget_frames=forget_frames,
+            anchor=anchor,
+        )
         self._start = np.array([ln.start for ln in self.lines], np.float64).reshape(n, 2)
         self._dir = np.array(
             [(ln.end[0] - ln.start[0], ln.end[1] - ln.start[1]) for ln in self.lines], np.float64
         ).reshape(n, 2)
         self._in_sign = np.array([ln.in_sign for ln in self.lines], np.int64)
-        # per (track row, line): ints (settled side -1/+1/0 = not yet known, side of the
-        # current run off it, run length, first frame of the run) and floats (last anchor
-        # on the settled side x, y; first anchor of the run x, y; time of the run's start),
-        # two arrays so a frame gathers and scatters the state in two operations each
-        self._ints = np.zeros((0, n, 4), np.int64)
-        self._floats = np.zeros((0, n, 5))
         self.counts: dict[tuple[str, str, Direction], int] = {}
 
     def __len__(self) -> int:
         return len(self.lines)
-
-    def _ensure(self) -> None:
-        cap = self.slots.capacity
-        if self._ints.shape[0] < cap:
-            self._ints = grown(self._ints, cap, 0)
-            self._floats = grown(self._floats, cap, 0.0)
 
     def update(self, batch: TrackBatch, ts: float) -> list[LineCrossing]:
         """Take the tracks observed on one frame; returns the crossings completed on it."""
@@ -100,23 +95,16 @@ class LineCounter:
         self.slots.sweep(frame)
         if not self.lines or not len(batch):
             return []
-        ok = batch.track_ids >= 0  # an id < 0 means "no id" in some trackers: no state
-        ids, cls = batch.track_ids[ok], batch.class_ids[ok]
-        if not len(ids):
+        taken = self._take_tracks(batch)
+        if taken is None:
             return []
-        pts = anchor_points(batch.xyxy[ok], self.anchor)
-        confirmed = batch.confirmed[ok]
-        rows, fresh = self.slots.rows(ids, cls, frame)
-        self._ensure()
-        if fresh.any():
-            self._ints[rows[fresh]] = 0
-
+        ids, cls, pts, confirmed = taken.ids, taken.class_ids, taken.points, taken.confirmed
         rel = pts[:, None, :] - self._start[None]  # (N, L, 2)
         cross = self._dir[None, :, 0] * rel[..., 1] - self._dir[None, :, 1] * rel[..., 0]
         side = np.sign(cross).astype(np.int64)
         here = np.broadcast_to(pts[:, None, :], rel.shape)
 
-        ints, floats = self._ints[rows], self._floats[rows]
+        ints, floats = taken.ints, taken.floats
         st, cd, rn, cfr = ints[..., 0], ints[..., 1], ints[..., 2], ints[..., 3]
         lp, cp, cts = floats[..., 0:2], floats[..., 2:4], floats[..., 4]
         seen = side != 0
@@ -166,8 +154,7 @@ class LineCounter:
         lp[done] = here[done]
         cd[done] = 0
         rn[done] = 0
-        self._ints[rows] = ints
-        self._floats[rows] = floats
+        self._keep(taken)
         return out
 
     def _through(self, p: np.ndarray, q: np.ndarray, li: np.ndarray) -> np.ndarray:

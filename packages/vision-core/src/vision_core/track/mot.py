@@ -87,14 +87,7 @@ class MotWriter:
 
     def add(self, frame_index: int, tracks: TrackBatch, *, confirmed_only: bool = True) -> None:
         """The tracks of one frame (frame_index 0-based; written as frame_index + 1)."""
-        keep = tracks.confirmed if confirmed_only else np.ones(len(tracks), bool)
-        for tid, box, score, cid in zip(
-            tracks.track_ids[keep].tolist(),
-            tracks.xyxy[keep].tolist(),
-            tracks.scores[keep].tolist(),
-            tracks.class_ids[keep].tolist(),
-            strict=True,
-        ):
+        for tid, box, score, cid in _track_rows(tracks, confirmed_only=confirmed_only):
             self.add_row(frame_index, tid, box, score, cid)
 
     def add_row(
@@ -123,6 +116,20 @@ class MotWriter:
             np.array(cols[7], np.int64),
             np.array(cols[8], np.float64),
         )
+
+
+def _track_rows(
+    tracks: TrackBatch, *, confirmed_only: bool
+) -> Iterator[tuple[int, list[float], float, int]]:
+    """(track id, xyxy, score, class id) of each track (the confirmed ones only, or all)."""
+    keep = tracks.confirmed if confirmed_only else np.ones(len(tracks), bool)
+    return zip(
+        tracks.track_ids[keep].tolist(),
+        tracks.xyxy[keep].tolist(),
+        tracks.scores[keep].tolist(),
+        tracks.class_ids[keep].tolist(),
+        strict=True,
+    )
 
 
 def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
@@ -217,16 +224,9 @@ class MotFileWriter:
 
     def add(self, frame_index: int, tracks: TrackBatch) -> None:
         """The confirmed tracks of one frame (frame_index 0-based; written 1-based)."""
-        keep = tracks.confirmed
         lines = [
             _row(frame_index + 1, tid, box, score, cid, -1.0)
-            for tid, box, score, cid in zip(
-                tracks.track_ids[keep].tolist(),
-                tracks.xyxy[keep].tolist(),
-                tracks.scores[keep].tolist(),
-                tracks.class_ids[keep].tolist(),
-                strict=True,
-            )
+            for tid, box, score, cid in _track_rows(tracks, confirmed_only=True)
         ]
         if lines:
             self._fh.write("".join(f"{line}\n" for line in lines))

@@ -134,15 +134,25 @@ def _check_points(path: str, points: Sequence[Point], coords: str, problems: lis
     return ok
 
 
-def _check_line(path: str, line: TrackLine, coords: str, problems: list[str]) -> None:
-    pts = line.points
-    if len(pts) != 2:
+def _check_shape(
+    path: str, pts: Sequence[Point], counted: bool, expected: str, coords: str, problems: list[str]
+) -> bool:
+    """The number of points (`counted`: it is right; `expected`: what it should be) and
+    each point's coordinates; False after a problem."""
+    if not counted:
         problems.append(
-            f"{path}.points: expected 2 points [[x1, y1], [x2, y2]], got {len(pts)} point(s)"
+            f"{path}.points: expected {expected}, got {len(pts)} point(s)"
             + (f" {_fmt_all(pts)}" if pts else "")
         )
-        return
-    if not _check_points(f"{path}.points", pts, coords, problems):
+        return False
+    return _check_points(f"{path}.points", pts, coords, problems)
+
+
+def _check_line(path: str, line: TrackLine, coords: str, problems: list[str]) -> None:
+    pts = line.points
+    if not _check_shape(
+        path, pts, len(pts) == 2, "2 points [[x1, y1], [x2, y2]]", coords, problems
+    ):
         return
     if pts[0] == pts[1]:
         problems.append(
@@ -153,13 +163,7 @@ def _check_line(path: str, line: TrackLine, coords: str, problems: list[str]) ->
 
 def _check_zone(path: str, zone: TrackZone, coords: str, problems: list[str]) -> None:
     pts = zone.points
-    if len(pts) < 3:
-        problems.append(
-            f"{path}.points: expected 3 or more [x, y] corners, got {len(pts)} point(s)"
-            + (f" {_fmt_all(pts)}" if pts else "")
-        )
-        return
-    if not _check_points(f"{path}.points", pts, coords, problems):
+    if not _check_shape(path, pts, len(pts) >= 3, "3 or more [x, y] corners", coords, problems):
         return
     for i in range(len(pts)):
         if pts[i] == pts[(i + 1) % len(pts)]:

@@ -2,14 +2,23 @@
 
 A counter keeps its per-track state in NumPy arrays, one row per track, so a frame's
 update is a few array operations whatever the number of tracks. `TrackSlots` hands out
-the rows and takes back those of tracks gone for a while.
+the rows and takes back those of tracks gone for a while; `RegionCounter` is what the
+line and zone counters build on it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-__all__ = ["TrackSlots", "grown"]
+from vision_core.track.anchors import Anchor, anchor_points
+
+if TYPE_CHECKING:
+    from vision_core.track.tracker import TrackBatch
+
+__all__ = ["RegionCounter", "SeenTracks", "TrackSlots", "grown"]
 
 
 def grown(arr: np.ndarray, rows: int, fill: float | int | bool) -> np.ndarray:
@@ -83,3 +92,63 @@ class TrackSlots:
             gone.append((r, key))
         self.last_seen[stale] = -1
         return gone
+
+
+@dataclass(frozen=True, slots=True)
+class SeenTracks:
+    """The tracks of one frame that have an id, as a counter takes them: their anchor
+    points, state rows, and a copy of those rows' state (`RegionCounter._keep` stores it)."""
+
+    ids: np.ndarray  # (N,) track ids
+    class_ids: np.ndarray  # (N,)
+    points: np.ndarray  # (N, 2) anchor points
+    confirmed: np.ndarray  # (N,) bool
+    rows: np.ndarray  # (N,) state rows
+    ints: np.ndarray  # (N, regions, ints per region)
+    floats: np.ndarray  # (N, regions, floats per region)
+
+
+class RegionCounter:
+    """What the line and zone counters share: per-track rows (`slots`) of state per
+    (track, region), one int array and one float array, and taking a frame's tracks."""
+
+    def __init__(
+        self,
+        regions: int,
+        state: tuple[int, int],
+        *,
+        min_frames_on_side: int,
+        forget_frames: int,
+        anchor: Anchor,
+    ) -> None:
+        self.min_frames = max(1, int(min_frames_on_side))
+        self.anchor: Anchor = anchor
+        self.slots = TrackSlots(forget_frames)
+        self._ints = np.zeros((0, regions, state[0]), np.int64)
+        self._floats = np.zeros((0, regions, state[1]))
+
+    def _ensure(self) -> None:
+        cap = self.slots.capacity
+        if self._ints.shape[0] < cap:
+            self._ints = grown(self._ints, cap, 0)
+            self._floats = grown(self._floats, cap, 0.0)
+
+    def _take_tracks(self, batch: TrackBatch) -> SeenTracks | None:
+        """The tracks of `batch` that have an id (an id < 0 means "no id" in some
+        trackers: no state), a new track's state zeroed; None when there are none."""
+        ok = batch.track_ids >= 0
+        ids, cls = batch.track_ids[ok], batch.class_ids[ok]
+        if not len(ids):
+            return None
+        pts = anchor_points(batch.xyxy[ok], self.anchor)
+        rows, fresh = self.slots.rows(ids, cls, batch.frame_index)
+        self._ensure()
+        if fresh.any():
+            self._ints[rows[fresh]] = 0
+        confirmed = batch.confirmed[ok]
+        return SeenTracks(ids, cls, pts, confirmed, rows, self._ints[rows], self._floats[rows])
+
+    def _keep(self, seen: SeenTracks) -> None:
+        """Store the state of `seen`'s rows (its `ints` and `floats`, updated)."""
+        self._ints[seen.rows] = seen.ints
+        self._floats[seen.rows] = seen.floats

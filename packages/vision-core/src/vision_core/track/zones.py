@@ -24,9 +24,9 @@ from typing import Literal
 
 import numpy as np
 
-from vision_core.track.anchors import Anchor, anchor_points
+from vision_core.track.anchors import Anchor
 from vision_core.track.regions import ZoneRegion
-from vision_core.track.slots import TrackSlots, grown
+from vision_core.track.slots import RegionCounter
 from vision_core.track.tracker import TrackBatch
 
 __all__ = ["ZoneAction", "ZoneCounter", "ZoneTransition", "points_in_polygon"]
@@ -72,7 +72,7 @@ def _inside(points: np.ndarray, edges: tuple[np.ndarray, ...]) -> np.ndarray:
     return (hits.sum(1) % 2) == 1
 
 
-class ZoneCounter:
+class ZoneCounter(RegionCounter):
     """Zone events, occupancy and dwell for named polygon zones."""
 
     def __init__(
@@ -84,25 +84,20 @@ class ZoneCounter:
         anchor: Anchor = "center",
     ) -> None:
         self.zones = list(zones)
-        self.min_frames = max(1, int(min_frames_on_side))
-        self.anchor: Anchor = anchor
-        self.slots = TrackSlots(forget_frames)
-        self._edges = [_edges(np.array(z.polygon, np.float64)) for z in self.zones]
-        n = len(self.zones)
         # per (track row, zone): ints (inside 0/1, run length off it, first frame of the
         # run, last frame seen inside) and floats (time of the run's start, of entering,
-        # last seen inside): one gather and one scatter a frame
-        self._ints = np.zeros((0, n, 4), np.int64)
-        self._floats = np.zeros((0, n, 3))
+        # last seen inside)
+        super().__init__(
+            len(self.zones),
+            (4, 3),
+            min_frames_on_side=min_frames_on_side,
+            forget_frames=forget_frames,
+            anchor=anchor,
+        )
+        self._edges = [_edges(np.array(z.polygon, np.float64)) for z in self.zones]
         self._names: dict[int, str] = {}
         self.occupancy_by_class: dict[str, dict[str, int]] = {z.name: {} for z in self.zones}
         self.entered: dict[tuple[str, str], int] = {}  # (zone, class) -> enter events
-
-    def _ensure(self) -> None:
-        cap = self.slots.capacity
-        if self._ints.shape[0] < cap:
-            self._ints = grown(self._ints, cap, 0)
-            self._floats = grown(self._floats, cap, 0.0)
 
     def occupancy(self) -> dict[str, int]:
         """Tracks inside each zone now."""
@@ -122,23 +117,17 @@ class ZoneCounter:
         out = self._forget(frame)
         if not self.zones or not len(batch):
             return out
-        ok = batch.track_ids >= 0
-        ids, cls = batch.track_ids[ok], batch.class_ids[ok]
-        if not len(ids):
+        taken = self._take_tracks(batch)
+        if taken is None:
             return out
-        pts = anchor_points(batch.xyxy[ok], self.anchor)
-        confirmed = batch.confirmed[ok]
-        rows, fresh = self.slots.rows(ids, cls, frame)
-        self._ensure()
-        if fresh.any():
-            self._ints[rows[fresh]] = 0
+        ids, cls, pts, confirmed = taken.ids, taken.class_ids, taken.points, taken.confirmed
         names = [batch.names.get(c, str(c)) for c in cls.tolist()]
         obs = np.stack([_inside(pts, edges) for edges in self._edges], 1)
         for z, region in enumerate(self.zones):
             if region.classes:
                 obs[:, z] &= np.array([n in region.classes for n in names], bool)
 
-        ints, floats = self._ints[rows], self._floats[rows]
+        ints, floats = taken.ints, taken.floats
         inside, rn, cfr, last_frame = (ints[..., i] for i in range(4))
         cts, enter_ts, last_ts = (floats[..., i] for i in range(3))
         flip = obs != (inside == 1)
@@ -180,8 +169,7 @@ class ZoneCounter:
         now_in = (inside == 1) & obs
         last_ts[now_in] = ts
         last_frame[now_in] = frame
-        self._ints[rows] = ints
-        self._floats[rows] = floats
+        self._keep(taken)
         return out
 
     def _forget(self, frame: int) -> list[ZoneTransition]:
