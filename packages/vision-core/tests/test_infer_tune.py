@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +33,8 @@ def _cfg(tmp_path: Path, trained: TrainedYolo, model: Path, **infer: Any) -> Any
 
 
 @pytest.fixture
-def model_copy(trained_yolo: TrainedYolo, tmp_path: Path) -> Path:
-    """The trained model and its INT8 beside, in a folder of the test's own."""
-    d = tmp_path / "model"
-    d.mkdir()
-    shutil.copy(trained_yolo.onnx, d / "model.onnx")
-    shutil.copy(trained_yolo.onnx_int8, d / "model-int8.onnx")
-    return d / "model.onnx"
+def model_copy(trained_model_dir: Path) -> Path:
+    return trained_model_dir / "model.onnx"
 
 
 @pytest.mark.slow

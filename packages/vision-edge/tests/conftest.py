@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -82,6 +84,41 @@ def start_edge(workdir: Path, *sets: str, log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             edge_argv(workdir, sets), stdout=out, stderr=subprocess.STDOUT, env=edge_env()
         )
+
+
+def sigkill_rounds(
+    work: Path,
+    sets: Sequence[str],
+    logs: Path,
+    *,
+    rounds: int,
+    grow: int,
+    committed_ids: Callable[[], set[str]],
+) -> set[str]:
+    """Start the edge `rounds` times and SIGKILL it once `grow` more events are committed to
+    its outbox (`committed_ids()`: the ids there, after an integrity check). After every
+    kill, every event committed before it is still there. The ids committed in the end."""
+    from tests.fixtures.waiting import wait_for
+
+    def count() -> int:
+        try:
+            return len(committed_ids())
+        except sqlite3.Error:  # the file mid-creation
+            return 0
+
+    committed: set[str] = set()
+    for k in range(rounds):
+        before = count()
+        proc = start_edge(work, *sets, log=logs / f"kill-{k}.log")
+        try:
+            wait_for(lambda b=before: count() >= b + grow, 90, "events committed to the outbox")
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        now = committed_ids()
+        assert committed <= now, "an event committed before an earlier kill is gone"
+        committed = now
+    return committed
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -19,13 +18,8 @@ FAST = ("infer.tune_seconds=0.3", "infer.tune_frames=4")
 
 
 @pytest.fixture
-def model_dir(tmp_path: Path, trained_yolo: Any) -> Path:
-    """The trained model with its INT8 beside, in a folder of the test's own."""
-    d = tmp_path / "model"
-    d.mkdir()
-    shutil.copy(trained_yolo.onnx, d / "model.onnx")
-    shutil.copy(trained_yolo.onnx_int8, d / "model-int8.onnx")
-    return d
+def model_dir(trained_model_dir: Path) -> Path:
+    return trained_model_dir
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from .conftest import (
     newest_run,
     read_run,
     run_edge,
+    sigkill_rounds,
     start_edge,
     start_edge_with_stats,
     video_sets,
@@ -120,18 +121,9 @@ def test_sigkill_never_loses_or_duplicates_a_committed_event(
         "deploy.edge.max_frames_per_sec=8",
         "deploy.edge.device_id=cam-kill",
     )
-    committed: set[str] = set()
-    for k in range(3):
-        before = _count(outbox)
-        proc = start_edge(work, *sets, log=tmp_path / f"kill-{k}.log")
-        try:
-            wait_for(lambda b=before: _count(outbox) >= b + 3, 60, "events in the outbox")
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        now = _outbox_ids(outbox)  # integrity_check passes after every kill
-        assert committed <= now, "an event committed before an earlier kill is gone"
-        committed = now
+    committed = sigkill_rounds(
+        work, sets, tmp_path, rounds=3, grow=3, committed_ids=lambda: _outbox_ids(outbox)
+    )
     assert len(committed) >= 9
     # phase 2: stats up; kill while the sender is posting
     stats.restart()

@@ -11,7 +11,6 @@ main job measure that, with models that see well)."""
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
 import subprocess
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from tests.fixtures.data import scene_track_sets
 from tests.fixtures.services import Service, start_stats, start_vision_server, stats_endpoint
 from tests.fixtures.waiting import wait_for
 
-from .conftest import EDGE, EdgeRun, newest_run, read_run, run_edge, start_edge
+from .conftest import EDGE, EdgeRun, newest_run, read_run, run_edge, sigkill_rounds, start_edge
 
 pytestmark = pytest.mark.slow
 
@@ -250,20 +249,14 @@ def test_crossing_events_survive_sigkill_of_the_edge_exactly_once(
         "deploy.edge.device_id=cam-kill",
         "deploy.edge.max_frames_per_sec=40",
     )
-    committed: set[str] = set()
-    for k in range(2):
-        before = _crossings_pending(outbox)
-        proc = start_edge(work, *sets, log=tmp_path / f"kill-{k}.log")
-        try:
-            wait_for(
-                lambda b=before: _crossings_pending(outbox) >= b + 1, 90, "a crossing committed"
-            )
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        now = _kinds(outbox).get("crossing", set())  # integrity_check passes after a kill
-        assert committed <= now, "a crossing committed before an earlier kill is gone"
-        committed = now
+    committed = sigkill_rounds(
+        work,
+        sets,
+        tmp_path,
+        rounds=2,
+        grow=1,
+        committed_ids=lambda: _kinds(outbox).get("crossing", set()),
+    )
     assert len(committed) >= 2
     # phase 2: stats up; a whole run sends its own crossings and the killed runs' ones
     stats.restart()
