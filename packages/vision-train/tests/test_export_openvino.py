@@ -35,7 +35,7 @@ def test_openvino_int8_ir_is_written_gated_and_runs_where_int8_is_looked_for(
     # the same metrics as the ONNX INT8 export
     assert {"fp32", "int8", "latency_ms_p50", "speedup", "map50_drop", "problems"} <= set(report)
     drop = report["fp32"]["map50"] - report["int8"]["map50"]
-    assert report["map50_drop"] == pytest.approx(drop, abs=1e-6) and drop <= 0.05
+    assert report["map50_drop"] == pytest.approx(drop, abs=2e-6) and drop <= 0.05
     assert report["int8"]["map50"] > 0.1
 
     # where infer.precision = int8 looks on OpenVINO; an .xml opens on OpenVINO by itself
