@@ -34,6 +34,7 @@ COMMANDS = {
     "edge-local.toml": "vision-edge run --config examples/edge-local.toml",
     "edge-stream.toml": "vision-edge run --config examples/edge-stream.toml",
     "edge-llm.toml": "vision-edge run --config examples/edge-llm.toml",
+    "edge-tracking.toml": "vision-edge run --config examples/edge-tracking.toml",
     "server.toml": "vision-server serve --config examples/server.toml",
     "stats-postgres.toml": "vision-stats serve --config examples/stats-postgres.toml",
 }
@@ -70,6 +71,9 @@ def _key_lines(path: Path) -> Iterator[tuple[int, str, str]]:
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         text = line.strip()
         if not text or text.startswith("#"):
+            continue
+        if text.startswith("[["):  # an item of an array of tables: its keys are `name[].key`
+            table = text.strip("[] ") + "[]"
             continue
         if text.startswith("["):
             table = text.strip("[] ")
@@ -194,6 +198,14 @@ def _edge(mode: str) -> Callable[[PipelineConfig], None]:
     return check
 
 
+def _edge_tracking(c: PipelineConfig) -> None:
+    _edge("local")(c)
+    assert c.track.enabled and c.track.lines and c.track.zones
+    assert c.deploy.edge.events == "summaries"
+    names = [ln.name for ln in c.track.lines] + [z.name for z in c.track.zones]
+    assert len(names) == len(set(names))
+
+
 def _server(c: PipelineConfig) -> None:
     assert c.infer.model_path.endswith(".onnx")
     assert c.deploy.remote.api_key_env
@@ -218,6 +230,7 @@ FACTS: dict[str, Callable[[PipelineConfig], None]] = {
     "edge-local.toml": _edge("local"),
     "edge-stream.toml": _edge("stream"),
     "edge-llm.toml": _edge("llm"),
+    "edge-tracking.toml": _edge_tracking,
     "server.toml": _server,
     "stats-postgres.toml": _stats_postgres,
 }
