@@ -121,10 +121,10 @@ def model_file(fp32: Path, which: str) -> Path:
 
 
 def map50(path: Path, runtime: str, precision: str, info: Any) -> float:
+    from vision_core.formats.yolo import boxes_to_arrays, label_path_for, read_label_file
     from vision_core.infer import YoloDetector, load_detector
     from vision_core.media import read_image
-    from vision_core.metrics import MetricAccumulator, detections_to_arrays, read_yolo_labels
-    from vision_train.dataset import label_path_for
+    from vision_core.metrics import MetricAccumulator, detections_to_arrays
 
     det = load_detector(path, conf=0.001, iou=0.7, class_map=info.names, runtime=runtime,
                         precision=precision)  # fmt: skip
@@ -134,7 +134,7 @@ def map50(path: Path, runtime: str, precision: str, info: Any) -> float:
     for p in info.splits["val"]:
         img = read_image(p)
         boxes, scores, cls = detections_to_arrays(det.predict(img))
-        tb, tc = read_yolo_labels(str(label_path_for(p)), img.shape[1], img.shape[0])
+        tb, _, tc = boxes_to_arrays(read_label_file(label_path_for(p)), img.shape[1], img.shape[0])
         acc.add(boxes, scores, cls, tb, tc)
     return float(acc.compute().map50)
 
