@@ -112,14 +112,14 @@ def test_a_short_batch_does_not_linger_while_a_full_window_waits(
 ) -> None:
     """The lone zone event goes alone, at once: waiting cannot grow its batch when a full
     window of other events is queued behind it."""
-    sender = make_sender(fake_stats.url, linger_sec=5.0)
+    sender = make_sender(fake_stats.url, linger_sec=30.0)
     sender.outbox.put([*interleaved_kinds, *(_event(i, f"late-{i:03d}") for i in range(40))])
     started = time.monotonic()
     sender.start().notify()
-    while sender.outbox.pending() and time.monotonic() - started < 30:
+    while sender.outbox.pending() and time.monotonic() - started < 60:
         time.sleep(0.01)
     assert sender.outbox.pending() == 0
-    assert time.monotonic() - started < 4.0  # no 5 s linger
+    assert time.monotonic() - started < 15.0  # no 30 s linger, on a loaded machine too
     assert [n for _, n, _ in fake_stats.requests] == [10] * 6 + [1] + [10] * 6
 
 
