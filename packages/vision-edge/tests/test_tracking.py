@@ -37,7 +37,7 @@ class Scene:
 
 
 @pytest.fixture(scope="module")
-def scene_yolo(trained_yolo: Any, tracking_scene: Any) -> Scene:
+def scene_model(trained_yolo: Any, tracking_scene: Any) -> Scene:
     return Scene(trained_yolo.onnx, tracking_scene)
 
 
@@ -91,14 +91,14 @@ def _stored(db: str, table: str, source_id: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory: pytest.TempPathFactory, scene_yolo: Scene) -> EdgeRun:
+def local_run(tmp_path_factory: pytest.TempPathFactory, scene_model: Scene) -> EdgeRun:
     """Local mode over the scene: tracks file, annotated video, frame events and summaries
     kept in the outbox (no stats endpoint)."""
     work = tmp_path_factory.mktemp("track-local")
     res = run_edge(
         work,
         *_sets(
-            scene_yolo,
+            scene_model,
             "deploy.stats.endpoint=",
             "deploy.edge.device_id=cam-track",
             "deploy.edge.events=both",
@@ -111,9 +111,9 @@ def local_run(tmp_path_factory: pytest.TempPathFactory, scene_yolo: Scene) -> Ed
 
 
 def test_local_mode_keeps_every_crossing_zone_visit_summary_and_frame_as_an_event(
-    local_run: EdgeRun, scene_yolo: Scene
+    local_run: EdgeRun, scene_model: Scene
 ) -> None:
-    scene = scene_yolo.scene
+    scene = scene_model.scene
     tracking = local_run.metrics["tracking"]
     assert tracking["frames"] == scene.frames == local_run.metrics["frames"]
     counted = tracking["line_counts"]
@@ -131,9 +131,9 @@ def test_local_mode_keeps_every_crossing_zone_visit_summary_and_frame_as_an_even
 
 
 def test_local_mode_writes_tracks_an_annotated_video_and_scores_against_the_truth(
-    local_run: EdgeRun, scene_yolo: Scene
+    local_run: EdgeRun, scene_model: Scene
 ) -> None:
-    scene = scene_yolo.scene
+    scene = scene_model.scene
     assert local_run.run_dir is not None
     video = local_run.artifacts["annotated_video"]
     cap = cv2.VideoCapture(str(video))
@@ -158,7 +158,7 @@ def test_local_mode_writes_tracks_an_annotated_video_and_scores_against_the_trut
 
 
 def test_stream_mode_counts_what_local_mode_counts(
-    tmp_path: Path, local_run: EdgeRun, scene_yolo: Scene, services: Callable[..., Service]
+    tmp_path: Path, local_run: EdgeRun, scene_model: Scene, services: Callable[..., Service]
 ) -> None:
     """The edge tracks what the server answers. The scene's frames go as PNG files (sent as
     they are: the server sees the pixels local mode saw), because this small model's class
@@ -166,7 +166,7 @@ def test_stream_mode_counts_what_local_mode_counts(
     modes on the video itself, with its better model."""
     frames = tmp_path / "frames"
     frames.mkdir()
-    cap = cv2.VideoCapture(str(scene_yolo.scene.video))
+    cap = cv2.VideoCapture(str(scene_model.scene.video))
     n = 0
     while True:
         ok, image = cap.read()
@@ -175,13 +175,13 @@ def test_stream_mode_counts_what_local_mode_counts(
         assert cv2.imwrite(str(frames / f"{n:05d}.png"), image)
         n += 1
     cap.release()
-    conf = next(s for s in scene_track_sets(scene_yolo.scene) if s.startswith("infer.conf="))
-    server = services(start_vision_server, tmp_path / "srv", scene_yolo.onnx,
+    conf = next(s for s in scene_track_sets(scene_model.scene) if s.startswith("infer.conf="))
+    server = services(start_vision_server, tmp_path / "srv", scene_model.onnx,
                       "--set", "deploy.stats.endpoint=", "--set", conf)  # fmt: skip
     res = run_edge(
         tmp_path / "wd",
         *_sets(
-            scene_yolo,
+            scene_model,
             "deploy.stats.endpoint=",
             "deploy.edge.mode=stream",
             f"deploy.edge.stream_endpoint={server.url}/api/v1/frame",
@@ -191,14 +191,14 @@ def test_stream_mode_counts_what_local_mode_counts(
         ),
     )
     assert res.proc.returncode == 0, res.output
-    assert res.metrics["frames"] == n == scene_yolo.scene.frames
+    assert res.metrics["frames"] == n == scene_model.scene.frames
     local = local_run.metrics["tracking"]["line_counts"]
     assert _total(local) > 0
     assert res.metrics["tracking"]["line_counts"] == local
 
 
 def test_crossing_events_survive_a_stats_outage_exactly_once(
-    tmp_path: Path, scene_yolo: Scene, services: Callable[..., Service]
+    tmp_path: Path, scene_model: Scene, services: Callable[..., Service]
 ) -> None:
     stats = services(start_stats, tmp_path / "stats")
     db, work = stats.extra["db"], tmp_path / "wd"
@@ -206,7 +206,7 @@ def test_crossing_events_survive_a_stats_outage_exactly_once(
     proc = start_edge(
         work,
         *_sets(
-            scene_yolo,
+            scene_model,
             f"deploy.stats.endpoint={stats_endpoint(stats)}",
             "deploy.edge.device_id=cam-out",
             "deploy.edge.events=both",
@@ -232,11 +232,11 @@ def test_crossing_events_survive_a_stats_outage_exactly_once(
     zones = _stored(db, "zone_events", "cam-out")
     assert len(zones) == len(set(zones)) > 0
     frames = _stored(db, "events", "cam-out")
-    assert len(frames) == len(set(frames)) == scene_yolo.scene.frames
+    assert len(frames) == len(set(frames)) == scene_model.scene.frames
 
 
 def test_crossing_events_survive_sigkill_of_the_edge_exactly_once(
-    tmp_path: Path, scene_yolo: Scene, services: Callable[..., Service]
+    tmp_path: Path, scene_model: Scene, services: Callable[..., Service]
 ) -> None:
     stats = services(start_stats, tmp_path / "stats")
     db = stats.extra["db"]
@@ -244,7 +244,7 @@ def test_crossing_events_survive_sigkill_of_the_edge_exactly_once(
     work = tmp_path / "wd"
     outbox = work / "outbox" / "edge-cam-kill.db"
     sets = _sets(
-        scene_yolo,
+        scene_model,
         f"deploy.stats.endpoint={stats_endpoint(stats)}",
         "deploy.edge.device_id=cam-kill",
         "deploy.edge.max_frames_per_sec=40",
