@@ -7,8 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vision_core.config.schema import TrackSection
 from vision_core.errors import DatasetError, MissingDependencyError
-from vision_core.track.mot import MotData, MotWriter, read_mot, write_mot
+from vision_core.track.mot import (
+    MotData,
+    MotFileWriter,
+    MotWriter,
+    TrackFiller,
+    read_mot,
+    write_mot,
+)
 from vision_core.track.score import flatten_counts, score_counts, score_tracking
 from vision_core.track.tracker import ByteTracker, DetectionArray, TrackerSettings
 
@@ -40,6 +48,109 @@ def test_tracker_output_goes_to_mot(tmp_path: Path) -> None:
     data = read_mot(write_mot(tmp_path / "t.txt", w.data()))
     assert data.frames.tolist() == [2, 3, 4]  # tentative on frame 1: not written
     assert set(data.ids.tolist()) == {1} and set(data.class_ids.tolist()) == {1}
+
+
+def _moving(f: int, x0: float = 10.0, v: float = 4.0) -> list[float]:
+    return [x0 + v * f, 10.0, x0 + v * f + 20.0, 30.0]
+
+
+def test_the_tracks_file_gets_tentative_frames_once_confirmed_and_interpolated_gaps() -> None:
+    """An object moving 4 px a frame, detected on frames 0-4, hidden on 5-7, seen again on
+    8-11: the live tracks miss frames 0-1 (tentative) and 5-7 (lost); the filled tracks
+    have every frame, the gap's boxes on the line between frames 4 and 8, score 0."""
+    tr = ByteTracker(TrackerSettings(min_hits=3))
+    live, filled = MotWriter(), MotWriter(filler=TrackFiller(max_gap=30))
+    for f in range(12):
+        boxes = [] if 5 <= f <= 7 else [_moving(f)]
+        batch = tr.update(DetectionArray.of(boxes, [0.9] * len(boxes), [1] * len(boxes)))
+        live.add(f, batch)
+        filled.add(f, batch)
+    assert sorted(live.data().frames.tolist()) == [3, 4, 5, 9, 10, 11, 12]
+    data = filled.data()
+    order = np.argsort(data.frames)
+    assert data.frames[order].tolist() == list(range(1, 13))
+    assert set(data.ids.tolist()) == {1} and set(data.class_ids.tolist()) == {1}
+    gap = data.select(np.isin(data.frames, [6, 7, 8]))
+    assert gap.conf.tolist() == [0.0, 0.0, 0.0]
+    boxes_4 = data.xyxy[data.frames == 5][0]
+    boxes_8 = data.xyxy[data.frames == 9][0]
+    for k, row in enumerate(gap.xyxy[np.argsort(gap.frames)], 1):
+        assert np.allclose(row, boxes_4 + (boxes_8 - boxes_4) * k / 4)
+    first = data.select(np.isin(data.frames, [1, 2]))
+    # the filter's boxes of those frames (a new track has no velocity yet: within 1 px)
+    assert np.allclose(first.xyxy[np.argsort(first.frames)], [_moving(0), _moving(1)], atol=1)
+    assert (first.conf == 0.9).all()
+
+
+def test_filled_tracks_score_higher_than_live_tracks_on_an_occlusion() -> None:
+    """Ground truth: the object on all 12 frames. The live tracks miss 5 of them; the filled
+    ones none (IDF1 1.0), so the score of a run counts what the tracker knew."""
+    gt = MotWriter()
+    for f in range(12):
+        gt.add_row(f, 1, _moving(f), 1.0, 1, 1.0)
+    tr = ByteTracker(TrackerSettings(min_hits=3))
+    live, filled = MotWriter(), MotWriter(filler=TrackFiller(max_gap=30))
+    for f in range(12):
+        boxes = [] if 5 <= f <= 7 else [_moving(f)]
+        batch = tr.update(DetectionArray.of(boxes, [0.9] * len(boxes), [1] * len(boxes)))
+        live.add(f, batch)
+        filled.add(f, batch)
+    assert score_tracking(gt.data(), live.data()).idf1 < 0.8
+    assert score_tracking(gt.data(), filled.data()).idf1 == pytest.approx(1.0)
+
+
+def test_a_track_dropped_unconfirmed_or_lost_too_long_fills_nothing() -> None:
+    filler = TrackFiller(max_gap=2)
+    # a tentative track seen twice, then dropped: nothing, ever
+    tr = ByteTracker(TrackerSettings(min_hits=3, lost_frames=10))
+    rows = []
+    for f in range(2):
+        rows += filler.rows(f, tr.update(DetectionArray.of([_moving(f)], [0.9], [0])))
+    rows += filler.rows(2, tr.update(DetectionArray.of([], [], [])))
+    assert rows == [] and filler._pending == {}
+    # a confirmed track lost for 4 frames (more than max_gap 2) is found again: no fill
+    for f in range(3, 6):
+        rows += filler.rows(f, tr.update(DetectionArray.of([_moving(f)], [0.9], [0])))
+    for f in range(6, 10):
+        rows += filler.rows(f, tr.update(DetectionArray.of([], [], [])))
+    assert filler._last == {}  # forgotten once older than the gap it may fill
+    for f in range(10, 12):
+        rows += filler.rows(f, tr.update(DetectionArray.of([_moving(f)], [0.9], [0])))
+    assert [r[0] for r in rows] == [3, 4, 5, 10, 11] and {r[1] for r in rows} == {2}
+
+
+def test_the_filler_holds_only_live_tracks_on_an_endless_stream() -> None:
+    """Objects come and go for 3000 frames: what the filler holds stays small."""
+    rng = np.random.default_rng(0)
+    tr = ByteTracker(TrackerSettings(min_hits=2, lost_frames=5))
+    filler = TrackFiller(max_gap=5)
+    held = []
+    for f in range(3000):
+        phase = (f // 40) % 2
+        boxes = [[x, 10 + 50 * i, x + 20, 30 + 50 * i] for i, x in enumerate([5 * (f % 40)] * 4)]
+        boxes = boxes if phase == 0 else boxes[:2]
+        keep = rng.random(len(boxes)) > 0.2
+        picked = [b for b, k in zip(boxes, keep, strict=True) if k]
+        filler.rows(f, tr.update(DetectionArray.of(picked, [0.9] * len(picked), [0] * len(picked))))
+        held.append(len(filler._last) + len(filler._pending))
+    assert tr.next_id > 100  # many tracks came and went
+    assert max(held[-1000:]) <= 12
+
+
+def test_the_edge_tracks_file_is_filled_by_default(tmp_path: Path) -> None:
+    section = TrackSection()
+    assert section.fill_gaps
+    filler = TrackFiller.from_config(section)
+    assert filler is not None and filler.max_gap == section.lost_frames
+    assert TrackFiller.from_config(TrackSection(fill_gaps=False)) is None
+    tr = ByteTracker(TrackerSettings(min_hits=3))
+    w = MotFileWriter(tmp_path / "tracks.txt", filler)
+    for f in range(12):
+        boxes = [] if 5 <= f <= 7 else [_moving(f)]
+        w.add(f, tr.update(DetectionArray.of(boxes, [0.9] * len(boxes), [1] * len(boxes))))
+    w.close()
+    assert sorted(read_mot(tmp_path / "tracks.txt").frames.tolist()) == list(range(1, 13))
+    assert w.rows == 12
 
 
 def test_short_submission_forms_are_read(tmp_path: Path) -> None:

@@ -83,9 +83,9 @@ class EdgeTracking:
                 summaries=self.summaries,
             )
             if self.tracks_path is not None:
-                from vision_core.track.mot import MotFileWriter
+                from vision_core.track.mot import MotFileWriter, TrackFiller
 
-                self.mot = MotFileWriter(self.tracks_path)
+                self.mot = MotFileWriter(self.tracks_path, TrackFiller.from_config(self.section))
         elif self.summaries:
             from vision_core.track.events import IntervalSummariser
 

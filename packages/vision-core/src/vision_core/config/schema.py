@@ -530,6 +530,12 @@ class TrackSection:
         30, "frames a lost track waits to be found again before it expires", ge=0
     )
     class_consistent: bool = opt(True, "a track only takes detections of its own class")
+    fill_gaps: bool = opt(
+        True,
+        "tracks file (deploy.edge.save_tracks): also write a track's tentative frames once it "
+        "is confirmed and, when a lost track is found again, boxes interpolated over the "
+        "frames it was missed (score 0); live counts and events never wait for this",
+    )
     max_tracks: int = opt(1000, "most tracks held at once (the oldest lost ones go first)", ge=1)
     coords: Literal["normalized", "pixels"] = opt(
         "normalized", "units of line and zone points: 0..1 of the frame, or pixels"

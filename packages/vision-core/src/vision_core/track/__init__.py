@@ -33,7 +33,14 @@ if TYPE_CHECKING:
     )
     from vision_core.track.kalman import KalmanBoxFilter
     from vision_core.track.lines import LineCounter, LineCrossing
-    from vision_core.track.mot import MotData, MotFileWriter, MotWriter, read_mot, write_mot
+    from vision_core.track.mot import (
+        MotData,
+        MotFileWriter,
+        MotWriter,
+        TrackFiller,
+        read_mot,
+        write_mot,
+    )
     from vision_core.track.regions import (
         LineRegion,
         ZoneRegion,
@@ -76,6 +83,7 @@ _WHERE = {
     "MotData": "mot",
     "MotFileWriter": "mot",
     "MotWriter": "mot",
+    "TrackFiller": "mot",
     "read_mot": "mot",
     "write_mot": "mot",
     "LineRegion": "regions",
@@ -117,6 +125,7 @@ __all__ = [
     "Track",
     "TrackBatch",
     "TrackCounter",
+    "TrackFiller",
     "TrackerSettings",
     "TrackingScores",
     "ZoneCounter",

@@ -20,6 +20,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,7 +28,12 @@ from vision_core.errors import DatasetError
 from vision_core.fsutil import atomic_write_text
 from vision_core.track.tracker import TrackBatch
 
-__all__ = ["MotData", "MotFileWriter", "MotWriter", "read_mot", "write_mot"]
+if TYPE_CHECKING:
+    from vision_core.config.schema import TrackSection
+
+__all__ = ["MotData", "MotFileWriter", "MotWriter", "TrackFiller", "read_mot", "write_mot"]
+
+TrackRow = tuple[int, int, list[float], float, int]  # frame index, id, xyxy, score, class id
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,18 +83,90 @@ class MotData:
         )
 
 
+class TrackFiller:
+    """Completes a live run's confirmed tracks for the tracks file, online, in bounded memory.
+
+    The live tracks (what counters see) hold a track from its confirmation on, and only on
+    the frames it was matched. The tracks file is for reviewing and scoring a run, so it
+    gets what is known a few frames later:
+
+    - a track's tentative frames, written when it is confirmed (a track that is dropped
+      unconfirmed writes nothing);
+    - when a lost track is found again after at most `max_gap` missed frames, a box on
+      each missed frame, linearly interpolated between the last box before and the first
+      after (score 0: no detection), as ByteTrack's published results do offline.
+
+    Held: the rows of tentative tracks (at most min_hits each) and the last row of each
+    confirmed track seen within `max_gap` frames, so memory follows the live tracks.
+    Rows come back in the order they become known, not in frame order.
+    """
+
+    def __init__(self, max_gap: int) -> None:
+        self.max_gap = max_gap
+        self._pending: dict[int, list[TrackRow]] = {}
+        self._last: dict[int, TrackRow] = {}
+
+    @classmethod
+    def from_config(cls, section: TrackSection) -> TrackFiller | None:
+        """The tracks file's filler for `track.fill_gaps` (gaps up to `track.lost_frames`)."""
+        return cls(section.lost_frames) if section.fill_gaps else None
+
+    def rows(self, frame_index: int, tracks: TrackBatch) -> list[TrackRow]:
+        """The rows this frame's tracks make known (filled ones first, each track's own
+        after)."""
+        out: list[TrackRow] = []
+        tentative: dict[int, list[TrackRow]] = {}
+        for tid, box, score, cid, confirmed in zip(
+            tracks.track_ids.tolist(),
+            tracks.xyxy.tolist(),
+            tracks.scores.tolist(),
+            tracks.class_ids.tolist(),
+            tracks.confirmed.tolist(),
+            strict=True,
+        ):
+            row = (frame_index, tid, box, score, cid)
+            if not confirmed:
+                tentative[tid] = [*self._pending.get(tid, ()), row]
+                continue
+            out.extend(self._pending.get(tid, ()))
+            last = self._last.get(tid)
+            if last is not None and 1 < frame_index - last[0] <= self.max_gap + 1:
+                out.extend(_interpolate(last, row))
+            out.append(row)
+            self._last[tid] = row
+        # a tentative track missing from this frame was dropped: its rows go with it
+        self._pending = tentative
+        oldest = frame_index - self.max_gap - 1
+        if any(row[0] < oldest for row in self._last.values()):
+            self._last = {t: row for t, row in self._last.items() if row[0] >= oldest}
+        return out
+
+
+def _interpolate(a: TrackRow, b: TrackRow) -> list[TrackRow]:
+    """Rows on the frames strictly between a and b (same track), boxes on the line between."""
+    gap = b[0] - a[0]
+    box_a, box_b = np.asarray(a[2]), np.asarray(b[2])
+    return [
+        (a[0] + k, a[1], (box_a + (box_b - box_a) * (k / gap)).tolist(), 0.0, a[4])
+        for k in range(1, gap)
+    ]
+
+
 @dataclass
 class MotWriter:
-    """Collects a tracked run frame by frame; `data()` gives the MotData."""
+    """Collects a tracked run frame by frame; `data()` gives the MotData. With a `filler`,
+    the confirmed tracks are completed as the tracks file is (`TrackFiller`)."""
 
     rows: list[tuple[int, int, float, float, float, float, float, int, float]] = field(
         default_factory=list
     )
+    filler: TrackFiller | None = None
 
     def add(self, frame_index: int, tracks: TrackBatch, *, confirmed_only: bool = True) -> None:
         """The tracks of one frame (frame_index 0-based; written as frame_index + 1)."""
-        for tid, box, score, cid in _track_rows(tracks, confirmed_only=confirmed_only):
-            self.add_row(frame_index, tid, box, score, cid)
+        filler = self.filler if confirmed_only else None
+        for f, tid, box, score, cid in _frame_rows(frame_index, tracks, filler, confirmed_only):
+            self.add_row(f, tid, box, score, cid)
 
     def add_row(
         self,
@@ -116,6 +194,18 @@ class MotWriter:
             np.array(cols[7], np.int64),
             np.array(cols[8], np.float64),
         )
+
+
+def _frame_rows(
+    frame_index: int, tracks: TrackBatch, filler: TrackFiller | None, confirmed_only: bool
+) -> list[TrackRow]:
+    """The rows one frame's tracks give: the filler's, or the tracks of the frame as they are."""
+    if filler is not None:
+        return filler.rows(frame_index, tracks)
+    return [
+        (frame_index, tid, box, score, cid)
+        for tid, box, score, cid in _track_rows(tracks, confirmed_only=confirmed_only)
+    ]
 
 
 def _track_rows(
@@ -213,21 +303,22 @@ def write_mot(path: str | Path, data: MotData) -> Path:
 
 
 class MotFileWriter:
-    """Appends a live run's confirmed tracks to a MOT file frame by frame (constant memory,
-    for endless sources; a crash leaves every whole frame written before it)."""
+    """Appends a live run's confirmed tracks to a MOT file frame by frame (bounded memory,
+    for endless sources; a crash leaves every whole frame written before it). With a
+    `filler` (track.fill_gaps), tracks are completed as `TrackFiller` says; rows are then
+    not in frame order (MOT readers sort them)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, filler: TrackFiller | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - held for the run
+        self.filler = filler
         self.rows = 0
 
     def add(self, frame_index: int, tracks: TrackBatch) -> None:
         """The confirmed tracks of one frame (frame_index 0-based; written 1-based)."""
-        lines = [
-            _row(frame_index + 1, tid, box, score, cid, -1.0)
-            for tid, box, score, cid in _track_rows(tracks, confirmed_only=True)
-        ]
+        rows = _frame_rows(frame_index, tracks, self.filler, True)
+        lines = [_row(f + 1, tid, box, score, cid, -1.0) for f, tid, box, score, cid in rows]
         if lines:
             self._fh.write("".join(f"{line}\n" for line in lines))
             self._fh.flush()
