@@ -582,6 +582,12 @@ def events_table(crossings_per_hour: float | None) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--onnx", type=Path, help="a YOLO shapes model (default: train one, cached)")
+    ap.add_argument(
+        "--imgsz",
+        type=int,
+        default=IMGSZ,
+        help="the trained model's input size (the scenes are 384x216: 384 sees them whole)",
+    )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     ap.add_argument("--frames", type=int, default=450, help="frames per scene (15 fps)")
     ap.add_argument("--objects", type=int, default=16, help="objects per scene")
@@ -591,6 +597,8 @@ def main() -> int:
     ap.add_argument("--skip", nargs="*", default=[], choices=["quality", "cost", "memory"])
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
+    global IMGSZ
+    IMGSZ = args.imgsz
 
     print(cpu_info())
     print(f"python {platform.python_version()}, numpy {np.__version__}")
@@ -602,7 +610,7 @@ def main() -> int:
     ok = True
     crossings_per_hour = None
     if "quality" not in args.skip:
-        onnx = args.onnx or trained_model(WORK)
+        onnx = args.onnx or trained_model(WORK if IMGSZ == 192 else WORK / f"imgsz{IMGSZ}")
         print(f"model: {onnx}")
         _, q_ok, crossings_per_hour = quality(args, onnx)
         ok &= q_ok

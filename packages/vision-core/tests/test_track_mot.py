@@ -54,10 +54,8 @@ def _moving(f: int, x0: float = 10.0, v: float = 4.0) -> list[float]:
     return [x0 + v * f, 10.0, x0 + v * f + 20.0, 30.0]
 
 
-def test_the_tracks_file_gets_tentative_frames_once_confirmed_and_interpolated_gaps() -> None:
-    """An object moving 4 px a frame, detected on frames 0-4, hidden on 5-7, seen again on
-    8-11: the live tracks miss frames 0-1 (tentative) and 5-7 (lost); the filled tracks
-    have every frame, the gap's boxes on the line between frames 4 and 8, score 0."""
+def _occlusion_run() -> tuple[MotWriter, MotWriter]:
+    """One object on 12 frames, detected on all but 5-7: the live and the filled tracks."""
     tr = ByteTracker(TrackerSettings(min_hits=3))
     live, filled = MotWriter(), MotWriter(filler=TrackFiller(max_gap=30))
     for f in range(12):
@@ -65,6 +63,14 @@ def test_the_tracks_file_gets_tentative_frames_once_confirmed_and_interpolated_g
         batch = tr.update(DetectionArray.of(boxes, [0.9] * len(boxes), [1] * len(boxes)))
         live.add(f, batch)
         filled.add(f, batch)
+    return live, filled
+
+
+def test_the_tracks_file_gets_tentative_frames_once_confirmed_and_interpolated_gaps() -> None:
+    """An object moving 4 px a frame, detected on frames 0-4, hidden on 5-7, seen again on
+    8-11: the live tracks miss frames 0-1 (tentative) and 5-7 (lost); the filled tracks
+    have every frame, the gap's boxes on the line between frames 4 and 8, score 0."""
+    live, filled = _occlusion_run()
     assert sorted(live.data().frames.tolist()) == [3, 4, 5, 9, 10, 11, 12]
     data = filled.data()
     order = np.argsort(data.frames)
@@ -88,13 +94,7 @@ def test_filled_tracks_score_higher_than_live_tracks_on_an_occlusion() -> None:
     gt = MotWriter()
     for f in range(12):
         gt.add_row(f, 1, _moving(f), 1.0, 1, 1.0)
-    tr = ByteTracker(TrackerSettings(min_hits=3))
-    live, filled = MotWriter(), MotWriter(filler=TrackFiller(max_gap=30))
-    for f in range(12):
-        boxes = [] if 5 <= f <= 7 else [_moving(f)]
-        batch = tr.update(DetectionArray.of(boxes, [0.9] * len(boxes), [1] * len(boxes)))
-        live.add(f, batch)
-        filled.add(f, batch)
+    live, filled = _occlusion_run()
     assert score_tracking(gt.data(), live.data()).idf1 < 0.8
     assert score_tracking(gt.data(), filled.data()).idf1 == pytest.approx(1.0)
 
