@@ -580,6 +580,7 @@ def events_table(crossings_per_hour: float | None) -> None:
 
 
 def main() -> int:
+    global IMGSZ
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--onnx", type=Path, help="a YOLO shapes model (default: train one, cached)")
     ap.add_argument(
@@ -597,7 +598,6 @@ def main() -> int:
     ap.add_argument("--skip", nargs="*", default=[], choices=["quality", "cost", "memory"])
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
-    global IMGSZ
     IMGSZ = args.imgsz
 
     print(cpu_info())
