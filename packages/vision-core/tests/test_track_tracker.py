@@ -134,6 +134,27 @@ def test_second_stage_keeps_a_track_alive_through_a_low_score_frame() -> None:
     assert run(0.4) == [[1], [1], [1], [1], [], [1], [1]]
 
 
+def test_second_stage_serves_a_track_lost_for_a_frame_or_two() -> None:
+    """Missed on frame 4 (hidden), then scored low for two frames while it comes out from
+    behind another object: with low_lost_frames (default 2) the track takes those
+    low-score boxes; with 0 (ByteTrack's rule) it waits for a high score."""
+    scores = [0.9, 0.9, 0.9, 0.9, None, 0.3, 0.3, 0.9]
+
+    def run(**kw: int) -> list[list[int]]:
+        tr = ByteTracker(TrackerSettings(min_hits=2, **kw))
+        return [
+            [t.track_id for t in tr.update(dets() if s is None else dets((10 + 4 * f, 10, s, 0)))]
+            for f, s in enumerate(scores)
+        ]
+
+    assert TrackerSettings().low_lost_frames == 2
+    assert run() == [[1], [1], [1], [1], [], [1], [1], [1]]
+    assert run(low_lost_frames=0) == [[1], [1], [1], [1], [], [], [], [1]]
+    # three frames missed: more than 2, so the low-score boxes after it are not taken
+    scores = [0.9, 0.9, 0.9, 0.9, None, None, None, 0.3, 0.9]
+    assert run() == [[1], [1], [1], [1], [], [], [], [], [1]]
+
+
 def test_a_low_score_detection_never_starts_a_track() -> None:
     tr = ByteTracker(TrackerSettings(new_track_thresh=0.6))
     for _ in range(5):

@@ -521,6 +521,12 @@ class TrackSection:
     low_match_iou: float = opt(
         0.5, "least IoU of a track's predicted box and a low-score detection", gt=0, le=1
     )
+    low_lost_frames: int = opt(
+        2,
+        "low-score detections also keep tracks lost for up to this many frames (0: only "
+        "tracks seen on the last frame, as ByteTrack)",
+        ge=0,
+    )
     min_hits: int = opt(
         3,
         "matched frames in a row before a track is confirmed (tentative ones count nothing)",

@@ -7,9 +7,12 @@ Per frame (`ByteTracker.update`):
    all tracks in one call).
 3. Stage 1: confirmed tracks (seen last frame or lost for a while) take high-score
    detections, by IoU of the predicted box, at least `match_iou`.
-4. Stage 2: confirmed tracks seen last frame and still unmatched take low-score
-   detections (IoU at least `low_match_iou`): an object that is half hidden and scored
-   low keeps its track instead of losing it (ByteTrack's idea). The rest become lost.
+4. Stage 2: confirmed tracks seen last frame (or lost for at most `low_lost_frames`) and
+   still unmatched take low-score detections (IoU at least `low_match_iou`): an object
+   that is half hidden and scored low keeps its track instead of losing it (ByteTrack's
+   idea; ByteTrack serves only tracks seen last frame, `low_lost_frames = 0`: one missed
+   frame, then a low score while the object comes out from behind another, and its track
+   waits for a high score). The rest become lost.
 5. Stage 3: tentative tracks take the high-score detections left (IoU >= `match_iou`);
    a tentative track that misses a frame is dropped.
    Tentative tracks still unmatched may take low-score detections left (IoU >=
@@ -69,6 +72,7 @@ class TrackerSettings:
     new_track_thresh: float = 0.6
     match_iou: float = 0.2
     low_match_iou: float = 0.5
+    low_lost_frames: int = 2
     min_hits: int = 3
     lost_frames: int = 30
     class_consistent: bool = True
@@ -82,6 +86,7 @@ class TrackerSettings:
             new_track_thresh=section.new_track_thresh,
             match_iou=section.match_iou,
             low_match_iou=section.low_match_iou,
+            low_lost_frames=section.low_lost_frames,
             min_hits=section.min_hits,
             lost_frames=section.lost_frames,
             class_consistent=section.class_consistent,
@@ -317,8 +322,10 @@ class ByteTracker:
         det_of[pool[m[:, 0]]] = high[m[:, 1]]
         left_high = high[u_high]
 
-        # stage 2: confirmed tracks seen last frame x low-score detections
-        recent = pool[u_pool][~was_lost[pool[u_pool]]]
+        # stage 2: confirmed tracks seen lately x low-score detections (`_lost` counts the
+        # frames since a track's last match, this one not yet included: 0 = seen last frame)
+        unmatched = pool[u_pool]
+        recent = unmatched[self._lost[unmatched] <= s.low_lost_frames]
         m2, _, _ = self._match(recent, low, iou, classes, s.low_match_iou)
         det_of[recent[m2[:, 0]]] = low[m2[:, 1]]
 
