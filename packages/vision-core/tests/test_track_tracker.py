@@ -155,6 +155,24 @@ def test_second_stage_serves_a_track_lost_for_a_frame_or_two() -> None:
     assert run() == [[1], [1], [1], [1], [], [], [], [], [1]]
 
 
+def test_a_low_score_box_outvoted_by_another_class_keeps_no_track_alive() -> None:
+    """A circle track (class 0); then the detector scores the object 0.3 as a circle and
+    0.9 as a square on the same spot (class-aware NMS keeps both): the circle track does
+    not take the low circle box, and the square box starts a square track. Without the
+    square box, the low circle box keeps the circle track alive."""
+
+    def run(*last: tuple[float, float, float, int]) -> list[tuple[int, int, str]]:
+        tr = ByteTracker(TrackerSettings(min_hits=2))
+        for f in range(3):
+            tr.update(dets((10 + 2 * f, 10, 0.9, 0)))
+        return [(t.track_id, t.class_id, t.state) for t in tr.update(dets(*last))]
+
+    assert run((16, 10, 0.3, 0)) == [(1, 0, "confirmed")]
+    assert run((16, 10, 0.3, 0), (16, 10, 0.9, 1)) == [(2, 1, "tentative")]
+    # a square box elsewhere changes nothing
+    assert run((16, 10, 0.3, 0), (200, 10, 0.9, 1)) == [(1, 0, "confirmed"), (2, 1, "tentative")]
+
+
 def test_a_low_score_detection_never_starts_a_track() -> None:
     tr = ByteTracker(TrackerSettings(new_track_thresh=0.6))
     for _ in range(5):

@@ -12,7 +12,9 @@ Per frame (`ByteTracker.update`):
    that is half hidden and scored low keeps its track instead of losing it (ByteTrack's
    idea; ByteTrack serves only tracks seen last frame, `low_lost_frames = 0`: one missed
    frame, then a low score while the object comes out from behind another, and its track
-   waits for a high score). The rest become lost.
+   waits for a high score). A low-score box on which the detector also put a high-score
+   box of another class keeps no track alive (`class_consistent`): the detector is sure
+   the object is of that other class. The rest become lost.
 5. Stage 3: tentative tracks take the high-score detections left (IoU >= `match_iou`);
    a tentative track that misses a frame is dropped.
    Tentative tracks still unmatched may take low-score detections left (IoU >=
@@ -326,17 +328,16 @@ class ByteTracker:
         # frames since a track's last match, this one not yet included: 0 = seen last frame)
         unmatched = pool[u_pool]
         recent = unmatched[self._lost[unmatched] <= s.low_lost_frames]
-        m2, _, _ = self._match(recent, low, iou, classes, s.low_match_iou)
-        det_of[recent[m2[:, 0]]] = low[m2[:, 1]]
+        low_ok = self._not_outvoted(low, high, boxes, classes)
+        m2, _, _ = self._match(recent, low_ok, iou, classes, s.low_match_iou)
+        det_of[recent[m2[:, 0]]] = low_ok[m2[:, 1]]
 
         # stage 3: tentative tracks x the high-score detections left, then the tentative
         # tracks still unmatched x the low-score detections left: a new object whose
         # score dips for a frame is not dropped before it could be confirmed
         m3, u3t, u3 = self._match(tentative, left_high, iou, classes, s.match_iou)
         det_of[tentative[m3[:, 0]]] = left_high[m3[:, 1]]
-        low_free = np.ones(len(low), bool)
-        low_free[m2[:, 1]] = False
-        left_low = low[low_free]
+        left_low = low[~np.isin(low, low_ok[m2[:, 1]])]
         rest = tentative[u3t]
         m4, _, _ = self._match(rest, left_low, iou, classes, s.low_match_iou)
         det_of[rest[m4[:, 0]]] = left_low[m4[:, 1]]
@@ -387,6 +388,22 @@ class ByteTracker:
         if self.settings.class_consistent:
             cost[self._cls[tracks][:, None] != classes[dets][None, :]] = np.inf
         return linear_assignment(cost, 1.0 - min_iou)
+
+    def _not_outvoted(
+        self, low: np.ndarray, high: np.ndarray, boxes: np.ndarray, classes: np.ndarray
+    ) -> np.ndarray:
+        """The low-score detections that may keep a track alive: not those on which the
+        detector also put a high-score box of another class (IoU >= DUPLICATE_IOU, both
+        kept by class-aware NMS). Such a box is its second opinion on an object it sees as
+        the other class, so it keeps no track of its own class alive (with
+        `class_consistent`), and the object gets a track of the class the detector is sure
+        of; else a track started on a misclassified frame held on to the object, and its
+        crossings were counted under the wrong class."""
+        if not self.settings.class_consistent or not len(low) or not len(high):
+            return low
+        same_spot = box_iou(boxes[low], boxes[high]) >= DUPLICATE_IOU
+        same_spot &= classes[low][:, None] != classes[high][None, :]
+        return low[~same_spot.any(1)]
 
     def _vote(self, idx: np.ndarray, classes: np.ndarray, scores: np.ndarray) -> None:
         top = int(classes.max()) + 1
