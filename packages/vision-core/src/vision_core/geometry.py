@@ -32,5 +32,5 @@ def box_iou(a: npt.ArrayLike, b: npt.ArrayLike) -> np.ndarray:
     area_a = (ax2 - ax1).clip(0) * (ay2 - ay1).clip(0)
     area_b = (bx2 - bx1).clip(0) * (by2 - by1).clip(0)
     union = area_a + area_b - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
+    # divide only where the union is not empty (no errstate context: this runs per frame)
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)

@@ -329,15 +329,17 @@ class ByteTracker:
         unmatched = pool[u_pool]
         recent = unmatched[self._lost[unmatched] <= s.low_lost_frames]
         low_ok = self._not_outvoted(low, high, boxes, classes)
-        m2, _, _ = self._match(recent, low_ok, iou, classes, s.low_match_iou)
-        det_of[recent[m2[:, 0]]] = low_ok[m2[:, 1]]
+        m2, _, _ = self._match(recent, low, iou, classes, s.low_match_iou, low_ok)
+        det_of[recent[m2[:, 0]]] = low[m2[:, 1]]
 
         # stage 3: tentative tracks x the high-score detections left, then the tentative
         # tracks still unmatched x the low-score detections left: a new object whose
         # score dips for a frame is not dropped before it could be confirmed
         m3, u3t, u3 = self._match(tentative, left_high, iou, classes, s.match_iou)
         det_of[tentative[m3[:, 0]]] = left_high[m3[:, 1]]
-        left_low = low[~np.isin(low, low_ok[m2[:, 1]])]
+        low_free = np.ones(len(low), bool)
+        low_free[m2[:, 1]] = False
+        left_low = low[low_free]
         rest = tentative[u3t]
         m4, _, _ = self._match(rest, left_low, iou, classes, s.low_match_iou)
         det_of[rest[m4[:, 0]]] = left_low[m4[:, 1]]
@@ -381,10 +383,15 @@ class ByteTracker:
         iou: np.ndarray,
         classes: np.ndarray,
         min_iou: float,
+        allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Match tracks to dets (indices) by IoU >= min_iou; `allowed` (bool per det)
+        leaves out the detections it marks False."""
         if not len(tracks) or not len(dets):
             return np.empty((0, 2), np.int64), np.arange(len(tracks)), np.arange(len(dets))
         cost = 1.0 - iou[np.ix_(tracks, dets)]
+        if allowed is not None:
+            cost[:, ~allowed] = np.inf
         if self.settings.class_consistent:
             cost[self._cls[tracks][:, None] != classes[dets][None, :]] = np.inf
         return linear_assignment(cost, 1.0 - min_iou)
@@ -392,7 +399,8 @@ class ByteTracker:
     def _not_outvoted(
         self, low: np.ndarray, high: np.ndarray, boxes: np.ndarray, classes: np.ndarray
     ) -> np.ndarray:
-        """The low-score detections that may keep a track alive: not those on which the
+        """Which low-score detections (bool per entry of `low`) may keep a track alive: not
+        those on which the
         detector also put a high-score box of another class (IoU >= DUPLICATE_IOU, both
         kept by class-aware NMS). Such a box is its second opinion on an object it sees as
         the other class, so it keeps no track of its own class alive (with
@@ -400,10 +408,10 @@ class ByteTracker:
         of; else a track started on a misclassified frame held on to the object, and its
         crossings were counted under the wrong class."""
         if not self.settings.class_consistent or not len(low) or not len(high):
-            return low
+            return np.ones(len(low), bool)
         same_spot = box_iou(boxes[low], boxes[high]) >= DUPLICATE_IOU
         same_spot &= classes[low][:, None] != classes[high][None, :]
-        return low[~same_spot.any(1)]
+        return np.logical_not(same_spot.any(1))
 
     def _vote(self, idx: np.ndarray, classes: np.ndarray, scores: np.ndarray) -> None:
         top = int(classes.max()) + 1
