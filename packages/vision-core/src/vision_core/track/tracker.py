@@ -12,9 +12,9 @@ Per frame (`ByteTracker.update`):
    that is half hidden and scored low keeps its track instead of losing it (ByteTrack's
    idea; ByteTrack serves only tracks seen last frame, `low_lost_frames = 0`: one missed
    frame, then a low score while the object comes out from behind another, and its track
-   waits for a high score). A low-score box on which the detector also put a high-score
-   box of another class keeps no track alive (`class_consistent`): the detector is sure
-   the object is of that other class. The rest become lost.
+   waits for a high score). A track whose predicted box sits on a high-score box of
+   another class takes no low-score box (`class_consistent`): the detector is sure the
+   object is of that other class. The rest become lost.
 5. Stage 3: tentative tracks take the high-score detections left (IoU >= `match_iou`);
    a tentative track that misses a frame is dropped.
    Tentative tracks still unmatched may take low-score detections left (IoU >=
@@ -328,8 +328,8 @@ class ByteTracker:
         # frames since a track's last match, this one not yet included: 0 = seen last frame)
         unmatched = pool[u_pool]
         recent = unmatched[self._lost[unmatched] <= s.low_lost_frames]
-        low_ok = self._not_outvoted(low, high, boxes, classes)
-        m2, _, _ = self._match(recent, low, iou, classes, s.low_match_iou, low_ok)
+        recent = recent[~self._outvoted(recent, high, iou, classes)]
+        m2, _, _ = self._match(recent, low, iou, classes, s.low_match_iou)
         det_of[recent[m2[:, 0]]] = low[m2[:, 1]]
 
         # stage 3: tentative tracks x the high-score detections left, then the tentative
@@ -383,35 +383,29 @@ class ByteTracker:
         iou: np.ndarray,
         classes: np.ndarray,
         min_iou: float,
-        allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Match tracks to dets (indices) by IoU >= min_iou; `allowed` (bool per det)
-        leaves out the detections it marks False."""
         if not len(tracks) or not len(dets):
             return np.empty((0, 2), np.int64), np.arange(len(tracks)), np.arange(len(dets))
         cost = 1.0 - iou[np.ix_(tracks, dets)]
-        if allowed is not None:
-            cost[:, ~allowed] = np.inf
         if self.settings.class_consistent:
             cost[self._cls[tracks][:, None] != classes[dets][None, :]] = np.inf
         return linear_assignment(cost, 1.0 - min_iou)
 
-    def _not_outvoted(
-        self, low: np.ndarray, high: np.ndarray, boxes: np.ndarray, classes: np.ndarray
+    def _outvoted(
+        self, tracks: np.ndarray, high: np.ndarray, iou: np.ndarray, classes: np.ndarray
     ) -> np.ndarray:
-        """Which low-score detections (bool per entry of `low`) may keep a track alive: not
-        those on which the
-        detector also put a high-score box of another class (IoU >= DUPLICATE_IOU, both
-        kept by class-aware NMS). Such a box is its second opinion on an object it sees as
-        the other class, so it keeps no track of its own class alive (with
-        `class_consistent`), and the object gets a track of the class the detector is sure
-        of; else a track started on a misclassified frame held on to the object, and its
-        crossings were counted under the wrong class."""
-        if not self.settings.class_consistent or not len(low) or not len(high):
-            return np.ones(len(low), bool)
-        same_spot = box_iou(boxes[low], boxes[high]) >= DUPLICATE_IOU
-        same_spot &= classes[low][:, None] != classes[high][None, :]
-        return np.logical_not(same_spot.any(1))
+        """Which of these tracks (bool each) sit on a high-score detection of another class
+        (IoU of the predicted box >= DUPLICATE_IOU, from this frame's matrix): such a track
+        takes no low-score box in stage 2. The detector is sure the object there is of
+        the other class, and its low-score box of the track's class is a second opinion
+        (class-aware NMS keeps both); else a track started on a misclassified frame held
+        on to the object, and its crossings were counted under the wrong class. Only with
+        `class_consistent`."""
+        if not self.settings.class_consistent or not len(tracks) or not len(high):
+            return np.zeros(len(tracks), bool)
+        on = iou[np.ix_(tracks, high)] >= DUPLICATE_IOU
+        on &= self._cls[tracks][:, None] != classes[high][None, :]
+        return np.asarray(on.any(1))
 
     def _vote(self, idx: np.ndarray, classes: np.ndarray, scores: np.ndarray) -> None:
         top = int(classes.max()) + 1
