@@ -65,6 +65,9 @@ class OutboxDelivery:
         self._last_logged_error: str | None = None
         self.failures_total = 0
         self.dead_letters_total = 0  # events this delivery set aside
+        # held over an ack or a burial and the counters that go with it, so that whoever sees the
+        # outbox empty (`pending`, `flush`) also sees the counters brought up to date
+        self._settling = threading.RLock()
 
     @property
     def running(self) -> bool:
@@ -77,6 +80,12 @@ class OutboxDelivery:
             self._thread.start()
         return self
 
+    def pending(self) -> int:
+        """Events not delivered yet, read so that the counters (`sent_total`, the failure
+        run) already account for every event acked: 0 here means they are final."""
+        with self._settling:
+            return self.outbox.pending()
+
     def flush(self, timeout: float) -> bool:
         """Wait up to `timeout` s for the outbox to empty (one immediate try, no lingering);
         True when it did. What is not sent stays in the outbox, on disk, for the next start."""
@@ -84,12 +93,12 @@ class OutboxDelivery:
         self._hurry()
         while True:
             try:
-                if self.outbox.pending() == 0:
+                if self.pending() == 0:
                     return True
             except OutboxError:
                 return False
             if time.monotonic() >= deadline or not self.running:
-                return self.outbox.pending() == 0
+                return self.pending() == 0
             time.sleep(0.01)
 
     def close(self, flush_timeout: float = 0.0) -> bool:
@@ -126,13 +135,16 @@ class OutboxDelivery:
     def _set_aside(self, item: OutboxItem, status: int, reason: str, message: str) -> bool:
         """Move a refused event to the dead letters and say so (`message`: who refused it
         and why); False when it could not be moved or was no longer pending."""
-        try:
-            if not self.outbox.bury(item, status, reason):
+        with self._settling:
+            try:
+                if not self.outbox.bury(item, status, reason):
+                    return False
+            except OutboxError as exc:
+                self.log.error(
+                    "stats.bury_failed", f"cannot set event {item.event_id} aside: {exc}"
+                )
                 return False
-        except OutboxError as exc:
-            self.log.error("stats.bury_failed", f"cannot set event {item.event_id} aside: {exc}")
-            return False
-        self.dead_letters_total += 1
+            self.dead_letters_total += 1
         self.outbox.set_last_error(message)
         fields = {"status": status} if status else {}
         self.log.error(

@@ -279,17 +279,18 @@ class MqttPublisher(OutboxDelivery):
         if reason.is_failure or reason.value == NO_MATCHING_SUBSCRIBERS:
             self._rejected(flight, reason.value, str(reason))
             return
-        try:
-            self.outbox.ack(it.id for it in flight.items)
-        except OutboxError as exc:  # sent, not forgotten: it goes again (the ingest dedups)
-            self._rewind(flight)
-            self._fail(str(exc))
-            return
-        self.sent_total += len(flight.items)
-        self.batches_total += 1
-        self._limit = min(self.batch_size, self._limit * 2)
-        self._recovered()
-        self.outbox.set_last_error(None)
+        with self._settling:
+            try:
+                self.outbox.ack(it.id for it in flight.items)
+            except OutboxError as exc:  # sent, not forgotten: it goes again (ingest dedups)
+                self._rewind(flight)
+                self._fail(str(exc))
+                return
+            self.sent_total += len(flight.items)
+            self.batches_total += 1
+            self._limit = min(self.batch_size, self._limit * 2)
+            self._recovered()
+            self.outbox.set_last_error(None)
         if not self._inflight and self._flushing and self.outbox.pending() == 0:
             self._flushing = False
 

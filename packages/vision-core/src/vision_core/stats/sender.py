@@ -246,19 +246,20 @@ class StatsSender(OutboxDelivery):
         return self._fail(f"{what}{f': {detail}' if detail else ''}", retry_after)
 
     def _delivered(self, items: list[OutboxItem]) -> None:
-        self.outbox.ack(it.id for it in items)
-        self.sent_total += len(items)
-        self.batches_total += 1
-        if self._suspect is not None:
-            suspect, self._suspect = self._suspect, None
-            if items[0].id != suspect.id:  # the control went through: the suspect is the cause
-                self._bury(suspect, self._suspect_status, self._suspect_reason())
-                return
-        self._recovered()
-        self._limit = min(self.batch_size, self._limit * 2)
-        if self._limit >= self.batch_size:  # back to full batches: isolation is over
-            self._fault_run = 0
-        self.outbox.set_last_error(None)
+        with self._settling:
+            self.outbox.ack(it.id for it in items)
+            self.sent_total += len(items)
+            self.batches_total += 1
+            if self._suspect is not None:
+                suspect, self._suspect = self._suspect, None
+                if items[0].id != suspect.id:  # the control went through: the suspect's fault
+                    self._bury(suspect, self._suspect_status, self._suspect_reason())
+                    return
+            self._recovered()
+            self._limit = min(self.batch_size, self._limit * 2)
+            if self._limit >= self.batch_size:  # back to full batches: isolation is over
+                self._fault_run = 0
+            self.outbox.set_last_error(None)
 
     def _poison(self, items: list[OutboxItem], status: int, detail: str) -> float:
         if len(items) > 1:  # isolate the culprit: halve, retry at once
