@@ -518,7 +518,7 @@ def memory(args: argparse.Namespace) -> bool:
         events += len(up.crossings) + len(up.zone_events) + len(summaries.add(ts, d, batch))
         if f % every == every - 1:
             minute = (f + 1) // (fps * 60)
-            rows = counter.lines.slots.capacity + counter.zones.slots.capacity
+            rows = counter.slots.capacity  # the lines' and zones' per-track rows
             readings.append((minute, rss_mib(), tracker.live_tracks, rows))
             if tracemalloc.is_tracing():
                 traced.append((minute, tracemalloc.get_traced_memory()[0]))

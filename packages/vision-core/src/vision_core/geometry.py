@@ -26,11 +26,11 @@ def box_iou(a: npt.ArrayLike, b: npt.ArrayLike) -> np.ndarray:
     bx1, by1, bx2, by2 = (bb[:, k] for k in range(4))
     iw = np.minimum(ax2, bx2) - np.maximum(ax1, bx1)
     ih = np.minimum(ay2, by2) - np.maximum(ay1, by1)
-    np.clip(iw, 0.0, None, out=iw)
-    np.clip(ih, 0.0, None, out=ih)
+    np.maximum(iw, 0.0, out=iw)
+    np.maximum(ih, 0.0, out=ih)
     inter = iw * ih
-    area_a = (ax2 - ax1).clip(0) * (ay2 - ay1).clip(0)
-    area_b = (bx2 - bx1).clip(0) * (by2 - by1).clip(0)
+    area_a = np.maximum(ax2 - ax1, 0.0) * np.maximum(ay2 - ay1, 0.0)
+    area_b = np.maximum(bx2 - bx1, 0.0) * np.maximum(by2 - by1, 0.0)
     union = area_a + area_b - inter
     # divide only where the union is not empty (no errstate context: this runs per frame)
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)

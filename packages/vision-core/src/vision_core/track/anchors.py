@@ -29,7 +29,7 @@ def anchor_points(xyxy: np.ndarray, anchor: Anchor = "center") -> np.ndarray:
     cx = (b[:, 0] + b[:, 2]) / 2
     cy = (b[:, 1] + b[:, 3]) / 2
     if anchor == "center":
-        return np.stack([cx, cy], 1)
+        return np.column_stack((cx, cy))
     if anchor == "bottom_center":
         return np.stack([cx, b[:, 3]], 1)
     if anchor == "top_center":

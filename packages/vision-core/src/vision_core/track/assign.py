@@ -49,7 +49,7 @@ def solve_dense(cost: npt.ArrayLike) -> np.ndarray:
             cand = np.where(free, minv[1:], np.inf)
             j1 = int(np.argmin(cand)) + 1
             delta = cand[j1 - 1]
-            used_idx = np.flatnonzero(used)
+            used_idx = used.nonzero()[0]
             u[p[used_idx]] += delta
             v[used_idx] -= delta
             minv[1:][free] -= delta
@@ -61,7 +61,7 @@ def solve_dense(cost: npt.ArrayLike) -> np.ndarray:
             p[j0] = p[j1]
             j0 = j1
     cols = np.empty(n, dtype=np.int64)
-    assigned = np.flatnonzero(p[1:]) + 1
+    assigned = p[1:].nonzero()[0] + 1
     cols[p[assigned] - 1] = assigned - 1
     return cols
 
@@ -85,14 +85,14 @@ def linear_assignment(
     unique_row = row_deg == 1
     col_of = allowed.argmax(1)
     easy = unique_row & (col_deg[col_of] == 1)
-    easy_rows = np.flatnonzero(easy)
-    pairs = [np.stack([easy_rows, col_of[easy_rows]], 1)]
-    rest_rows = np.flatnonzero((row_deg > 0) & ~easy)
+    easy_rows = easy.nonzero()[0]
+    pairs = [np.column_stack((easy_rows, col_of[easy_rows]))]
+    rest_rows = ((row_deg > 0) & ~easy).nonzero()[0]
     taken = np.zeros(m, dtype=bool)
     taken[col_of[easy_rows]] = True
-    rest_cols = np.flatnonzero((col_deg > 0) & ~taken)
+    rest_cols = ((col_deg > 0) & ~taken).nonzero()[0]
     if len(rest_rows) and len(rest_cols):
-        sub = c[np.ix_(rest_rows, rest_cols)]
+        sub = c[rest_rows][:, rest_cols]
         ok = sub <= max_cost
         # disallowed pairs cost more than any matching of allowed pairs: the optimum
         # then has as many allowed pairs as possible, and the cheapest of those
@@ -105,10 +105,10 @@ def linear_assignment(
             rows = solve_dense(work.T)
             r, k = rows, np.arange(len(rest_cols))
         keep = ok[r, k]
-        pairs.append(np.stack([rest_rows[r[keep]], rest_cols[k[keep]]], 1))
+        pairs.append(np.column_stack((rest_rows[r[keep]], rest_cols[k[keep]])))
     matches = np.concatenate(pairs).astype(np.int64)
     matched_r = np.zeros(n, dtype=bool)
     matched_c = np.zeros(m, dtype=bool)
     matched_r[matches[:, 0]] = True
     matched_c[matches[:, 1]] = True
-    return matches, np.flatnonzero(~matched_r), np.flatnonzero(~matched_c)
+    return matches, (~matched_r).nonzero()[0], (~matched_c).nonzero()[0]

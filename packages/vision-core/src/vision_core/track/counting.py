@@ -16,6 +16,7 @@ from vision_core.track.anchors import Anchor
 from vision_core.track.events import IntervalSummariser, crossing_event, zone_event
 from vision_core.track.lines import Direction, LineCounter, LineCrossing
 from vision_core.track.regions import LineRegion, ZoneRegion, resolve_regions
+from vision_core.track.slots import TrackSlots, take_tracks
 from vision_core.track.tracker import ByteTracker, DetectionArray, TrackBatch, TrackerSettings
 from vision_core.track.zones import ZoneCounter, ZoneTransition
 from vision_core.types import Detection, TrackEvent
@@ -44,11 +45,15 @@ class TrackCounter:
         min_frames_on_side: int = 3,
         forget_frames: int = 31,
     ) -> None:
+        # one set of per-track rows for both: a frame's tracks are looked up and their
+        # anchor points computed once, not once per counter
+        self.slots = TrackSlots(forget_frames)
+        self.anchor: Anchor = anchor
         self.lines = LineCounter(
-            lines, min_frames_on_side=min_frames_on_side, forget_frames=forget_frames, anchor=anchor
+            lines, min_frames_on_side=min_frames_on_side, anchor=anchor, slots=self.slots
         )
         self.zones = ZoneCounter(
-            zones, min_frames_on_side=min_frames_on_side, forget_frames=forget_frames, anchor=anchor
+            zones, min_frames_on_side=min_frames_on_side, anchor=anchor, slots=self.slots
         )
 
     @classmethod
@@ -65,7 +70,13 @@ class TrackCounter:
         )
 
     def update(self, batch: TrackBatch, ts: float) -> CountUpdate:
-        return CountUpdate(self.lines.update(batch, ts), self.zones.update(batch, ts))
+        """Take the tracks observed on one frame; the crossings and zone events it completes."""
+        gone = self.slots.sweep(batch.frame_index)
+        seen = take_tracks(batch, self.slots, self.anchor) if len(batch) else None
+        return CountUpdate(
+            self.lines.step(seen, gone, batch.names, ts),
+            self.zones.step(seen, gone, batch.names, ts),
+        )
 
     @property
     def line_counts(self) -> dict[tuple[str, str, Direction], int]:

@@ -27,7 +27,7 @@ What this rules out, each a test in tests/test_track_lines.py:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -35,8 +35,7 @@ import numpy as np
 
 from vision_core.track.anchors import Anchor
 from vision_core.track.regions import LineRegion
-from vision_core.track.slots import RegionCounter
-from vision_core.track.tracker import TrackBatch
+from vision_core.track.slots import RegionCounter, SeenTracks, TrackSlots
 
 __all__ = ["Direction", "LineCounter", "LineCrossing"]
 
@@ -56,7 +55,7 @@ class LineCrossing:
     ts: float  # Unix seconds of that frame
 
 
-class LineCounter(RegionCounter):
+class LineCounter(RegionCounter[LineCrossing]):
     """Counts crossings of named lines by tracks, per line, class and direction."""
 
     def __init__(
@@ -66,6 +65,7 @@ class LineCounter(RegionCounter):
         min_frames_on_side: int = 3,
         forget_frames: int = 31,
         anchor: Anchor = "center",
+        slots: TrackSlots | None = None,
     ) -> None:
         self.lines = list(lines)
         n = len(self.lines)
@@ -78,6 +78,7 @@ class LineCounter(RegionCounter):
             min_frames_on_side=min_frames_on_side,
             forget_frames=forget_frames,
             anchor=anchor,
+            slots=slots,
         )
         self._start = np.array([ln.start for ln in self.lines], np.float64).reshape(n, 2)
         self._dir = np.array(
@@ -89,30 +90,34 @@ class LineCounter(RegionCounter):
     def __len__(self) -> int:
         return len(self.lines)
 
-    def update(self, batch: TrackBatch, ts: float) -> list[LineCrossing]:
-        """Take the tracks observed on one frame; returns the crossings completed on it."""
-        frame = batch.frame_index
-        self.slots.sweep(frame)
-        if not self.lines or not len(batch):
+    def step(
+        self,
+        seen: SeenTracks | None,
+        gone: list[tuple[int, tuple[int, int]]],
+        names: Mapping[int, str],
+        ts: float,
+    ) -> list[LineCrossing]:
+        """One frame's tracks (see `RegionCounter.step`); returns the crossings completed
+        on it. A forgotten track's rows need nothing: a fresh row starts zeroed."""
+        if seen is None or not self.lines:
             return []
-        taken = self._take_tracks(batch)
-        if taken is None:
-            return []
-        ids, cls, pts, confirmed = taken.ids, taken.class_ids, taken.points, taken.confirmed
+        frame = seen.frame
+        ids, cls, pts, confirmed = seen.ids, seen.class_ids, seen.points, seen.confirmed
         rel = pts[:, None, :] - self._start[None]  # (N, L, 2)
         cross = self._dir[None, :, 0] * rel[..., 1] - self._dir[None, :, 1] * rel[..., 0]
         side = np.sign(cross).astype(np.int64)
-        here = np.broadcast_to(pts[:, None, :], rel.shape)
+        here = np.empty_like(rel)  # each track's anchor, once per line
+        here[...] = pts[:, None, :]
 
-        ints, floats = taken.ints, taken.floats
+        ints, floats = self._state(seen)
         st, cd, rn, cfr = ints[..., 0], ints[..., 1], ints[..., 2], ints[..., 3]
         lp, cp, cts = floats[..., 0:2], floats[..., 2:4], floats[..., 4]
-        seen = side != 0
-        same = seen & (side == st)
+        off_line = side != 0
+        same = off_line & (side == st)
         lp[same] = here[same]
         cd[same] = 0
         rn[same] = 0
-        other = seen & (side != st)
+        other = off_line & (side != st)
         start = other & (cd != side)
         cd[start] = side[start]
         rn[start] = 0
@@ -133,7 +138,7 @@ class LineCounter(RegionCounter):
                     continue
                 line = self.lines[ln]
                 cid = int(cls[t])
-                name = batch.names.get(cid, str(cid))
+                name = names.get(cid, str(cid))
                 if line.classes and name not in line.classes:
                     continue
                 direction: Direction = "in" if side[t, ln] == self._in_sign[ln] else "out"
@@ -154,7 +159,7 @@ class LineCounter(RegionCounter):
         lp[done] = here[done]
         cd[done] = 0
         rn[done] = 0
-        self._keep(taken)
+        self._keep(seen, ints, floats)
         return out
 
     def _through(self, p: np.ndarray, q: np.ndarray, li: np.ndarray) -> np.ndarray:

@@ -2,14 +2,16 @@
 
 A counter keeps its per-track state in NumPy arrays, one row per track, so a frame's
 update is a few array operations whatever the number of tracks. `TrackSlots` hands out
-the rows and takes back those of tracks gone for a while; `RegionCounter` is what the
-line and zone counters build on it.
+the rows and takes back those of tracks gone for a while; `take_tracks` looks a frame's
+tracks up in them (once per frame, for all the counters that share the slots);
+`RegionCounter` is what the line and zone counters build on them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 
@@ -18,7 +20,9 @@ from vision_core.track.anchors import Anchor, anchor_points
 if TYPE_CHECKING:
     from vision_core.track.tracker import TrackBatch
 
-__all__ = ["RegionCounter", "SeenTracks", "TrackSlots", "grown"]
+__all__ = ["RegionCounter", "SeenTracks", "TrackSlots", "grown", "take_tracks"]
+
+EventT = TypeVar("EventT")  # what a counter reports: a crossing, a zone transition
 
 
 def grown(arr: np.ndarray, rows: int, fill: float | int | bool) -> np.ndarray:
@@ -54,17 +58,17 @@ class TrackSlots:
         self, track_ids: np.ndarray, class_ids: np.ndarray, frame: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """Rows for these keys (new keys get fresh rows) and a mask of the new ones."""
-        out = np.empty(len(track_ids), np.int64)
-        fresh = np.zeros(len(track_ids), bool)
+        keys = list(zip(track_ids.tolist(), class_ids.tolist(), strict=True))
         row_of = self._row
-        for i, key in enumerate(zip(track_ids.tolist(), class_ids.tolist(), strict=True)):
-            r = row_of.get(key)
-            if r is None:
+        found = [row_of.get(key, -1) for key in keys]
+        out = np.array(found, np.int64)
+        fresh = out < 0
+        if fresh.any():
+            for i in fresh.nonzero()[0].tolist():
                 r = self._take()
-                row_of[key] = r
-                self.keys[r] = key
-                fresh[i] = True
-            out[i] = r
+                row_of[keys[i]] = r
+                self.keys[r] = keys[i]
+                out[i] = r
         self.last_seen[out] = frame
         return out, fresh
 
@@ -79,9 +83,7 @@ class TrackSlots:
 
     def sweep(self, frame: int) -> list[tuple[int, tuple[int, int]]]:
         """Forget keys unseen for forget_frames; returns their (row, key) pairs."""
-        stale = np.flatnonzero(
-            (self.last_seen >= 0) & (frame - self.last_seen > self.forget_frames)
-        )
+        stale = ((self.last_seen >= 0) & (frame - self.last_seen > self.forget_frames)).nonzero()[0]
         gone: list[tuple[int, tuple[int, int]]] = []
         for r in stale.tolist():
             key = self.keys[r]
@@ -96,21 +98,49 @@ class TrackSlots:
 
 @dataclass(frozen=True, slots=True)
 class SeenTracks:
-    """The tracks of one frame that have an id, as a counter takes them: their anchor
-    points, state rows, and a copy of those rows' state (`RegionCounter._keep` stores it)."""
+    """The tracks of one frame that have an id, as the counters take them: their anchor
+    points and state rows (`fresh`: rows just handed out, whose state is to be zeroed).
+    `take_tracks` makes it once per frame for every counter that shares the slots."""
 
+    frame: int
     ids: np.ndarray  # (N,) track ids
     class_ids: np.ndarray  # (N,)
     points: np.ndarray  # (N, 2) anchor points
     confirmed: np.ndarray  # (N,) bool
     rows: np.ndarray  # (N,) state rows
-    ints: np.ndarray  # (N, regions, ints per region)
-    floats: np.ndarray  # (N, regions, floats per region)
+    fresh: np.ndarray  # (N,) bool
 
 
-class RegionCounter:
+def take_tracks(batch: TrackBatch, slots: TrackSlots, anchor: Anchor) -> SeenTracks | None:
+    """The tracks of `batch` that have an id (an id < 0 means "no id" in some trackers: no
+    state), with their rows in `slots`; None when there are none."""
+    ok = batch.track_ids >= 0
+    everyone = bool(ok.all())
+    ids = batch.track_ids if everyone else batch.track_ids[ok]
+    if not len(ids):
+        return None
+    cls = batch.class_ids if everyone else batch.class_ids[ok]
+    rows, fresh = slots.rows(ids, cls, batch.frame_index)
+    return SeenTracks(
+        batch.frame_index,
+        ids,
+        cls,
+        anchor_points(batch.xyxy if everyone else batch.xyxy[ok], anchor),
+        batch.confirmed if everyone else batch.confirmed[ok],
+        rows,
+        fresh,
+    )
+
+
+class RegionCounter(Generic[EventT]):
     """What the line and zone counters share: per-track rows (`slots`) of state per
-    (track, region), one int array and one float array, and taking a frame's tracks."""
+    (track, region), one int array and one float array, and taking a frame's tracks.
+
+    Standalone, a counter sweeps and takes the tracks itself (`update`). Counters over the
+    same tracks may share one `TrackSlots` (same anchor and forget_frames): then whoever
+    holds them sweeps once and takes the tracks once per frame, and hands both to each
+    counter's `step` (what `TrackCounter` does for its lines and zones).
+    """
 
     def __init__(
         self,
@@ -120,35 +150,42 @@ class RegionCounter:
         min_frames_on_side: int,
         forget_frames: int,
         anchor: Anchor,
+        slots: TrackSlots | None = None,
     ) -> None:
         self.min_frames = max(1, int(min_frames_on_side))
         self.anchor: Anchor = anchor
-        self.slots = TrackSlots(forget_frames)
+        self.slots = slots if slots is not None else TrackSlots(forget_frames)
         self._ints = np.zeros((0, regions, state[0]), np.int64)
         self._floats = np.zeros((0, regions, state[1]))
 
-    def _ensure(self) -> None:
+    def update(self, batch: TrackBatch, ts: float) -> list[EventT]:
+        """Take the tracks observed on one frame; returns the events completed on it."""
+        gone = self.slots.sweep(batch.frame_index)
+        seen = take_tracks(batch, self.slots, self.anchor) if len(batch) else None
+        return self.step(seen, gone, batch.names, ts)
+
+    def step(
+        self,
+        seen: SeenTracks | None,
+        gone: list[tuple[int, tuple[int, int]]],
+        names: Mapping[int, str],
+        ts: float,
+    ) -> list[EventT]:
+        """One frame: `gone`, the rows the slots' sweep just freed; `seen`, the frame's
+        tracks (None: none); `names`, class names by id; `ts`, the frame's Unix time."""
+        raise NotImplementedError
+
+    def _state(self, seen: SeenTracks) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of the state of `seen`'s rows (a fresh row's zeroed): ints, floats."""
         cap = self.slots.capacity
         if self._ints.shape[0] < cap:
             self._ints = grown(self._ints, cap, 0)
             self._floats = grown(self._floats, cap, 0.0)
+        if seen.fresh.any():
+            self._ints[seen.rows[seen.fresh]] = 0
+        return self._ints[seen.rows], self._floats[seen.rows]
 
-    def _take_tracks(self, batch: TrackBatch) -> SeenTracks | None:
-        """The tracks of `batch` that have an id (an id < 0 means "no id" in some
-        trackers: no state), a new track's state zeroed; None when there are none."""
-        ok = batch.track_ids >= 0
-        ids, cls = batch.track_ids[ok], batch.class_ids[ok]
-        if not len(ids):
-            return None
-        pts = anchor_points(batch.xyxy[ok], self.anchor)
-        rows, fresh = self.slots.rows(ids, cls, batch.frame_index)
-        self._ensure()
-        if fresh.any():
-            self._ints[rows[fresh]] = 0
-        confirmed = batch.confirmed[ok]
-        return SeenTracks(ids, cls, pts, confirmed, rows, self._ints[rows], self._floats[rows])
-
-    def _keep(self, seen: SeenTracks) -> None:
-        """Store the state of `seen`'s rows (its `ints` and `floats`, updated)."""
-        self._ints[seen.rows] = seen.ints
-        self._floats[seen.rows] = seen.floats
+    def _keep(self, seen: SeenTracks, ints: np.ndarray, floats: np.ndarray) -> None:
+        """Store the state of `seen`'s rows (`_state`'s arrays, updated)."""
+        self._ints[seen.rows] = ints
+        self._floats[seen.rows] = floats

@@ -243,7 +243,7 @@ class ByteTracker:
         self._ids = np.empty(0, np.int64)
         self._cls = np.empty(0, np.int64)
         self._mean = np.empty((0, 8))
-        self._cov = np.empty((0, 8, 8))
+        self._cov = np.empty((0, 4, 3))  # Kalman covariance blocks
         self._hits = np.empty(0, np.int64)
         self._lost = np.empty(0, np.int64)  # frames since last match
         self._confirmed = np.empty(0, bool)
@@ -300,8 +300,8 @@ class ByteTracker:
             & (boxes[:, 3] > boxes[:, 1])
             & np.isfinite(scores)
         )
-        high = np.flatnonzero(valid & (scores >= s.high_thresh))
-        low = np.flatnonzero(valid & (scores >= s.low_thresh) & (scores < s.high_thresh))
+        high = (valid & (scores >= s.high_thresh)).nonzero()[0]
+        low = (valid & (scores >= s.low_thresh) & (scores < s.high_thresh)).nonzero()[0]
 
         # predict (a lost track keeps moving but stops growing or shrinking)
         was_lost = self._lost > 0
@@ -313,14 +313,17 @@ class ByteTracker:
         iou = (
             box_iou(pred, boxes) if len(pred) and len(boxes) else np.zeros((len(pred), len(boxes)))
         )
+        cost = 1.0 - iou  # of each track taking each detection; inf: it may not
+        if s.class_consistent:
+            cost[self._cls[:, None] != classes[None, :]] = np.inf
 
         n = len(self._ids)
         det_of = np.full(n, -1, np.int64)  # the detection each track takes this frame
-        pool = np.flatnonzero(self._confirmed)
-        tentative = np.flatnonzero(~self._confirmed)
+        pool = self._confirmed.nonzero()[0]
+        tentative = (~self._confirmed).nonzero()[0]
 
         # stage 1: confirmed tracks x high-score detections
-        m, u_pool, u_high = self._match(pool, high, iou, classes, s.match_iou)
+        m, u_pool, u_high = self._match(pool, high, cost, s.match_iou)
         det_of[pool[m[:, 0]]] = high[m[:, 1]]
         left_high = high[u_high]
 
@@ -329,19 +332,19 @@ class ByteTracker:
         unmatched = pool[u_pool]
         recent = unmatched[self._lost[unmatched] <= s.low_lost_frames]
         recent = recent[~self._outvoted(recent, high, iou, classes)]
-        m2, _, _ = self._match(recent, low, iou, classes, s.low_match_iou)
+        m2, _, _ = self._match(recent, low, cost, s.low_match_iou)
         det_of[recent[m2[:, 0]]] = low[m2[:, 1]]
 
         # stage 3: tentative tracks x the high-score detections left, then the tentative
         # tracks still unmatched x the low-score detections left: a new object whose
         # score dips for a frame is not dropped before it could be confirmed
-        m3, u3t, u3 = self._match(tentative, left_high, iou, classes, s.match_iou)
+        m3, u3t, u3 = self._match(tentative, left_high, cost, s.match_iou)
         det_of[tentative[m3[:, 0]]] = left_high[m3[:, 1]]
         low_free = np.ones(len(low), bool)
         low_free[m2[:, 1]] = False
         left_low = low[low_free]
         rest = tentative[u3t]
-        m4, _, _ = self._match(rest, left_low, iou, classes, s.low_match_iou)
+        m4, _, _ = self._match(rest, left_low, cost, s.low_match_iou)
         det_of[rest[m4[:, 0]]] = left_low[m4[:, 1]]
         new_dets = left_high[u3]
         new_dets = new_dets[scores[new_dets] >= s.new_track_thresh]
@@ -349,7 +352,7 @@ class ByteTracker:
         # correct matched tracks, age the others
         matched = det_of >= 0
         if matched.any():
-            idx = np.flatnonzero(matched)
+            idx = matched.nonzero()[0]
             self._mean[idx], self._cov[idx] = self.kf.update(
                 self._mean[idx], self._cov[idx], xyxy_to_xywh(boxes[det_of[idx]])
             )
@@ -365,7 +368,7 @@ class ByteTracker:
         # same object (another class survives class-aware NMS) is not a second object
         # (IoU with the track's predicted box, from the matrix above)
         if len(new_dets) and matched.any():
-            on_track = iou[np.ix_(np.flatnonzero(matched), new_dets)].max(0) >= DUPLICATE_IOU
+            on_track = iou[matched][:, new_dets].max(0) >= DUPLICATE_IOU
             new_dets = new_dets[~on_track]
         # drop: tentative tracks that missed, lost tracks past the buffer, duplicates
         keep = np.where(self._confirmed, self._lost <= s.lost_frames, matched)
@@ -376,20 +379,15 @@ class ByteTracker:
 
     # -- helpers -------------------------------------------------------------------------
 
+    @staticmethod
     def _match(
-        self,
-        tracks: np.ndarray,
-        dets: np.ndarray,
-        iou: np.ndarray,
-        classes: np.ndarray,
-        min_iou: float,
+        tracks: np.ndarray, dets: np.ndarray, cost: np.ndarray, min_iou: float
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Assign these tracks to these detections (indices into the frame's cost matrix)
+        at IoU >= min_iou; matched pairs and the unmatched, as positions in the two lists."""
         if not len(tracks) or not len(dets):
             return np.empty((0, 2), np.int64), np.arange(len(tracks)), np.arange(len(dets))
-        cost = 1.0 - iou[np.ix_(tracks, dets)]
-        if self.settings.class_consistent:
-            cost[self._cls[tracks][:, None] != classes[dets][None, :]] = np.inf
-        return linear_assignment(cost, 1.0 - min_iou)
+        return linear_assignment(cost[tracks][:, dets], 1.0 - min_iou)
 
     def _outvoted(
         self, tracks: np.ndarray, high: np.ndarray, iou: np.ndarray, classes: np.ndarray
@@ -403,7 +401,7 @@ class ByteTracker:
         `class_consistent`."""
         if not self.settings.class_consistent or not len(tracks) or not len(high):
             return np.zeros(len(tracks), bool)
-        on = iou[np.ix_(tracks, high)] >= DUPLICATE_IOU
+        on = iou[tracks][:, high] >= DUPLICATE_IOU
         on &= self._cls[tracks][:, None] != classes[high][None, :]
         return np.asarray(on.any(1))
 
@@ -424,10 +422,10 @@ class ByteTracker:
         (ByteTrack drops the shorter-lived of such a pair). Read off this frame's IoU
         matrix of predicted boxes and detections."""
         out = np.zeros(len(self._ids), bool)
-        lost = np.flatnonzero(self._confirmed & ~matched)
-        live = np.flatnonzero(matched)
+        lost = (self._confirmed & ~matched).nonzero()[0]
+        live = matched.nonzero()[0]
         if len(lost) and len(live):
-            overlap = iou[np.ix_(lost, det_of[live])]
+            overlap = iou[lost][:, det_of[live]]
             best = overlap.argmax(1)
             dup = (overlap[np.arange(len(lost)), best] > 0.85) & (
                 self._hits[lost] <= self._hits[live][best]

@@ -18,7 +18,7 @@ Occupancy is the number of tracks inside now, per zone and class.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,8 +26,7 @@ import numpy as np
 
 from vision_core.track.anchors import Anchor
 from vision_core.track.regions import ZoneRegion
-from vision_core.track.slots import RegionCounter
-from vision_core.track.tracker import TrackBatch
+from vision_core.track.slots import RegionCounter, SeenTracks, TrackSlots
 
 __all__ = ["ZoneAction", "ZoneCounter", "ZoneTransition", "points_in_polygon"]
 
@@ -72,7 +71,7 @@ def _inside(points: np.ndarray, edges: tuple[np.ndarray, ...]) -> np.ndarray:
     return (hits.sum(1) % 2) == 1
 
 
-class ZoneCounter(RegionCounter):
+class ZoneCounter(RegionCounter[ZoneTransition]):
     """Zone events, occupancy and dwell for named polygon zones."""
 
     def __init__(
@@ -82,6 +81,7 @@ class ZoneCounter(RegionCounter):
         min_frames_on_side: int = 3,
         forget_frames: int = 31,
         anchor: Anchor = "center",
+        slots: TrackSlots | None = None,
     ) -> None:
         self.zones = list(zones)
         # per (track row, zone): ints (inside 0/1, run length off it, first frame of the
@@ -93,6 +93,7 @@ class ZoneCounter(RegionCounter):
             min_frames_on_side=min_frames_on_side,
             forget_frames=forget_frames,
             anchor=anchor,
+            slots=slots,
         )
         self._edges = [_edges(np.array(z.polygon, np.float64)) for z in self.zones]
         self._names: dict[int, str] = {}
@@ -110,24 +111,30 @@ class ZoneCounter(RegionCounter):
             del by[cls]
         return sum(by.values())
 
-    def update(self, batch: TrackBatch, ts: float) -> list[ZoneTransition]:
-        """Take the tracks observed on one frame; returns the zone events it completes."""
-        frame = batch.frame_index
-        self._names.update(batch.names)
-        out = self._forget(frame)
-        if not self.zones or not len(batch):
+    def step(
+        self,
+        seen: SeenTracks | None,
+        gone: list[tuple[int, tuple[int, int]]],
+        names: Mapping[int, str],
+        ts: float,
+    ) -> list[ZoneTransition]:
+        """One frame's tracks (see `RegionCounter.step`); returns the zone events it
+        completes: first the lost exits of the tracks the slots just forgot."""
+        self._names.update(names)
+        out = self._forget(gone)
+        if seen is None or not self.zones:
             return out
-        taken = self._take_tracks(batch)
-        if taken is None:
-            return out
-        ids, cls, pts, confirmed = taken.ids, taken.class_ids, taken.points, taken.confirmed
-        names = [batch.names.get(c, str(c)) for c in cls.tolist()]
-        obs = np.stack([_inside(pts, edges) for edges in self._edges], 1)
+        frame = seen.frame
+        ids, cls, pts, confirmed = seen.ids, seen.class_ids, seen.points, seen.confirmed
+        obs = np.empty((len(ids), len(self.zones)), bool)
         for z, region in enumerate(self.zones):
+            obs[:, z] = _inside(pts, self._edges[z])
             if region.classes:
-                obs[:, z] &= np.array([n in region.classes for n in names], bool)
+                obs[:, z] &= np.array(
+                    [names.get(c, str(c)) in region.classes for c in cls.tolist()], bool
+                )
 
-        ints, floats = taken.ints, taken.floats
+        ints, floats = self._state(seen)
         inside, rn, cfr, last_frame = (ints[..., i] for i in range(4))
         cts, enter_ts, last_ts = (floats[..., i] for i in range(3))
         flip = obs != (inside == 1)
@@ -140,24 +147,26 @@ class ZoneCounter(RegionCounter):
         if ready.any():
             ti, zi = np.nonzero(ready)
             for t, z in zip(ti.tolist(), zi.tolist(), strict=True):
+                cid = int(cls[t])
+                name = names.get(cid, str(cid))
                 zone = self.zones[z].name
                 entering = bool(obs[t, z])
                 if entering:
                     enter_ts[t, z] = cts[t, z]
-                    occ = self._occupy(zone, names[t], +1)
-                    key = (zone, names[t])
+                    occ = self._occupy(zone, name, +1)
+                    key = (zone, name)
                     self.entered[key] = self.entered.get(key, 0) + 1
                     dwell = 0.0
                 else:
-                    occ = self._occupy(zone, names[t], -1)
+                    occ = self._occupy(zone, name, -1)
                     dwell = max(0.0, float(cts[t, z] - enter_ts[t, z]))
                 out.append(
                     ZoneTransition(
                         zone=zone,
                         action="enter" if entering else "exit",
                         track_id=int(ids[t]),
-                        class_id=int(cls[t]),
-                        class_name=names[t],
+                        class_id=cid,
+                        class_name=name,
                         frame_index=int(cfr[t, z]),
                         ts=float(cts[t, z]),
                         dwell_sec=dwell,
@@ -169,13 +178,14 @@ class ZoneCounter(RegionCounter):
         now_in = (inside == 1) & obs
         last_ts[now_in] = ts
         last_frame[now_in] = frame
-        self._keep(taken)
+        self._keep(seen, ints, floats)
         return out
 
-    def _forget(self, frame: int) -> list[ZoneTransition]:
-        """Tracks not seen for forget_frames leave every zone they were in."""
+    def _forget(self, gone: list[tuple[int, tuple[int, int]]]) -> list[ZoneTransition]:
+        """The tracks of these (row, key) pairs, forgotten by the slots (not seen for
+        forget_frames), leave every zone they were in."""
         out: list[ZoneTransition] = []
-        for row, (tid, cid) in self.slots.sweep(frame):
+        for row, (tid, cid) in gone:
             if row >= self._ints.shape[0]:
                 continue
             for z in np.flatnonzero(self._ints[row, :, 0]).tolist():
@@ -203,7 +213,7 @@ class ZoneCounter(RegionCounter):
     def close(self) -> list[ZoneTransition]:
         """The source ended: every object still inside a zone leaves it (a lost exit at the
         time it was last seen inside), so occupancy kept from the events returns to 0."""
-        return self._forget(2**62)
+        return self._forget(self.slots.sweep(2**62))
 
     def dwell_now(self, ts: float) -> list[tuple[str, int, str, float]]:
         """(zone, track id, class, seconds inside so far) of every occupant."""
