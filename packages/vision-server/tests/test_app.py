@@ -21,6 +21,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from tests.fixtures.waiting import wait_for
 from vision_core.infer import load_detector
 from vision_core.logging import StructuredLogger
 from vision_core.web import auth as web_auth
@@ -507,8 +508,13 @@ def test_a_stats_outage_neither_slows_nor_fails_frames_and_loses_nothing(
         assert slowest < 0.5
         assert fake_stats.arrived.wait(5)  # the sender tried
         assert fake_stats.posts >= 1 and not fake_stats.events
-        stats = c.get("/health", headers=KEY).json()["stats"]
-        assert stats["pending"] == 20 and "503" in (stats["last_error"] or "")
+
+        def health_stats() -> dict[str, Any]:
+            return dict(c.get("/health", headers=KEY).json()["stats"])
+
+        # the 503 is on record once the sender has read the answer (after the post arrived)
+        wait_for(lambda: "503" in (health_stats()["last_error"] or ""), 10, "the 503 on /health")
+        assert health_stats()["pending"] == 20
         fake_stats.fail_with = None  # the service is back
         assert fake_stats.wait_for(20)
 
