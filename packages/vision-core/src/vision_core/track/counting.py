@@ -71,12 +71,8 @@ class TrackCounter:
 
     def update(self, batch: TrackBatch, ts: float) -> CountUpdate:
         """Take the tracks observed on one frame; the crossings and zone events it completes."""
-        gone = self.slots.sweep(batch.frame_index)
-        seen = take_tracks(batch, self.slots, self.anchor) if len(batch) else None
-        return CountUpdate(
-            self.lines.step(seen, gone, batch.names, ts),
-            self.zones.step(seen, gone, batch.names, ts),
-        )
+        seen = take_tracks(batch, self.slots, self.anchor)
+        return CountUpdate(self.lines.step(seen, ts), self.zones.step(seen, ts))
 
     @property
     def line_counts(self) -> dict[tuple[str, str, Direction], int]:

@@ -27,7 +27,7 @@ What this rules out, each a test in tests/test_track_lines.py:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -90,16 +90,10 @@ class LineCounter(RegionCounter[LineCrossing]):
     def __len__(self) -> int:
         return len(self.lines)
 
-    def step(
-        self,
-        seen: SeenTracks | None,
-        gone: list[tuple[int, tuple[int, int]]],
-        names: Mapping[int, str],
-        ts: float,
-    ) -> list[LineCrossing]:
+    def step(self, seen: SeenTracks, ts: float) -> list[LineCrossing]:
         """One frame's tracks (see `RegionCounter.step`); returns the crossings completed
         on it. A forgotten track's rows need nothing: a fresh row starts zeroed."""
-        if seen is None or not self.lines:
+        if not len(seen.ids) or not self.lines:
             return []
         frame = seen.frame
         ids, cls, pts, confirmed = seen.ids, seen.class_ids, seen.points, seen.confirmed
@@ -138,7 +132,7 @@ class LineCounter(RegionCounter[LineCrossing]):
                     continue
                 line = self.lines[ln]
                 cid = int(cls[t])
-                name = names.get(cid, str(cid))
+                name = seen.names.get(cid, str(cid))
                 if line.classes and name not in line.classes:
                     continue
                 direction: Direction = "in" if side[t, ln] == self._in_sign[ln] else "out"

@@ -20,7 +20,7 @@ from vision_core.track.anchors import Anchor, anchor_points
 if TYPE_CHECKING:
     from vision_core.track.tracker import TrackBatch
 
-__all__ = ["RegionCounter", "SeenTracks", "TrackSlots", "grown", "take_tracks"]
+__all__ = ["Forgotten", "RegionCounter", "SeenTracks", "TrackSlots", "grown", "take_tracks"]
 
 EventT = TypeVar("EventT")  # what a counter reports: a crossing, a zone transition
 
@@ -81,7 +81,7 @@ class TrackSlots:
             self.keys.extend([None] * grow)
         return self._free.pop()
 
-    def sweep(self, frame: int) -> list[tuple[int, tuple[int, int]]]:
+    def sweep(self, frame: int) -> Forgotten:
         """Forget keys unseen for forget_frames; returns their (row, key) pairs."""
         stale = ((self.last_seen >= 0) & (frame - self.last_seen > self.forget_frames)).nonzero()[0]
         gone: list[tuple[int, tuple[int, int]]] = []
@@ -96,13 +96,20 @@ class TrackSlots:
         return gone
 
 
+Forgotten = list[tuple[int, tuple[int, int]]]  # (row, (track id, class id)) the sweep freed
+
+
 @dataclass(frozen=True, slots=True)
 class SeenTracks:
-    """The tracks of one frame that have an id, as the counters take them: their anchor
-    points and state rows (`fresh`: rows just handed out, whose state is to be zeroed).
-    `take_tracks` makes it once per frame for every counter that shares the slots."""
+    """One frame as the counters take it: the tracks that have an id, with their anchor
+    points and state rows (`fresh`: rows just handed out, whose state is to be zeroed), and
+    the keys the slots forgot on this frame (`gone`: their rows may be handed out again
+    on this very frame, so a counter reads what it needs of them first). `take_tracks`
+    makes it once per frame for every counter that shares the slots."""
 
     frame: int
+    gone: Forgotten
+    names: Mapping[int, str]  # class names by id
     ids: np.ndarray  # (N,) track ids
     class_ids: np.ndarray  # (N,)
     points: np.ndarray  # (N, 2) anchor points
@@ -111,18 +118,19 @@ class SeenTracks:
     fresh: np.ndarray  # (N,) bool
 
 
-def take_tracks(batch: TrackBatch, slots: TrackSlots, anchor: Anchor) -> SeenTracks | None:
-    """The tracks of `batch` that have an id (an id < 0 means "no id" in some trackers: no
-    state), with their rows in `slots`; None when there are none."""
+def take_tracks(batch: TrackBatch, slots: TrackSlots, anchor: Anchor) -> SeenTracks:
+    """Sweep `slots` for this frame, then look up the tracks of `batch` that have an id (an
+    id < 0 means "no id" in some trackers: no state)."""
+    gone = slots.sweep(batch.frame_index)
     ok = batch.track_ids >= 0
     everyone = bool(ok.all())
     ids = batch.track_ids if everyone else batch.track_ids[ok]
-    if not len(ids):
-        return None
     cls = batch.class_ids if everyone else batch.class_ids[ok]
     rows, fresh = slots.rows(ids, cls, batch.frame_index)
     return SeenTracks(
         batch.frame_index,
+        gone,
+        batch.names,
         ids,
         cls,
         anchor_points(batch.xyxy if everyone else batch.xyxy[ok], anchor),
@@ -136,10 +144,10 @@ class RegionCounter(Generic[EventT]):
     """What the line and zone counters share: per-track rows (`slots`) of state per
     (track, region), one int array and one float array, and taking a frame's tracks.
 
-    Standalone, a counter sweeps and takes the tracks itself (`update`). Counters over the
-    same tracks may share one `TrackSlots` (same anchor and forget_frames): then whoever
-    holds them sweeps once and takes the tracks once per frame, and hands both to each
-    counter's `step` (what `TrackCounter` does for its lines and zones).
+    Standalone, a counter takes a frame's tracks itself (`update`). Counters over the same
+    tracks may share one `TrackSlots` (same anchor and forget_frames; the slots' own
+    forget_frames holds): then whoever holds the slots takes each frame's tracks once and
+    hands them to each counter's `step` (what `TrackCounter` does for its lines and zones).
     """
 
     def __init__(
@@ -160,19 +168,10 @@ class RegionCounter(Generic[EventT]):
 
     def update(self, batch: TrackBatch, ts: float) -> list[EventT]:
         """Take the tracks observed on one frame; returns the events completed on it."""
-        gone = self.slots.sweep(batch.frame_index)
-        seen = take_tracks(batch, self.slots, self.anchor) if len(batch) else None
-        return self.step(seen, gone, batch.names, ts)
+        return self.step(take_tracks(batch, self.slots, self.anchor), ts)
 
-    def step(
-        self,
-        seen: SeenTracks | None,
-        gone: list[tuple[int, tuple[int, int]]],
-        names: Mapping[int, str],
-        ts: float,
-    ) -> list[EventT]:
-        """One frame: `gone`, the rows the slots' sweep just freed; `seen`, the frame's
-        tracks (None: none); `names`, class names by id; `ts`, the frame's Unix time."""
+    def step(self, seen: SeenTracks, ts: float) -> list[EventT]:
+        """One frame (`take_tracks` over this counter's slots), at Unix time `ts`."""
         raise NotImplementedError
 
     def _state(self, seen: SeenTracks) -> tuple[np.ndarray, np.ndarray]:

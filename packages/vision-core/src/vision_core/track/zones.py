@@ -18,7 +18,7 @@ Occupancy is the number of tracks inside now, per zone and class.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,7 +26,7 @@ import numpy as np
 
 from vision_core.track.anchors import Anchor
 from vision_core.track.regions import ZoneRegion
-from vision_core.track.slots import RegionCounter, SeenTracks, TrackSlots
+from vision_core.track.slots import Forgotten, RegionCounter, SeenTracks, TrackSlots
 
 __all__ = ["ZoneAction", "ZoneCounter", "ZoneTransition", "points_in_polygon"]
 
@@ -111,18 +111,13 @@ class ZoneCounter(RegionCounter[ZoneTransition]):
             del by[cls]
         return sum(by.values())
 
-    def step(
-        self,
-        seen: SeenTracks | None,
-        gone: list[tuple[int, tuple[int, int]]],
-        names: Mapping[int, str],
-        ts: float,
-    ) -> list[ZoneTransition]:
+    def step(self, seen: SeenTracks, ts: float) -> list[ZoneTransition]:
         """One frame's tracks (see `RegionCounter.step`); returns the zone events it
-        completes: first the lost exits of the tracks the slots just forgot."""
+        completes: first the lost exits of the tracks the slots forgot on it."""
+        names = seen.names
         self._names.update(names)
-        out = self._forget(gone)
-        if seen is None or not self.zones:
+        out = self._forget(seen.gone)
+        if not len(seen.ids) or not self.zones:
             return out
         frame = seen.frame
         ids, cls, pts, confirmed = seen.ids, seen.class_ids, seen.points, seen.confirmed
@@ -181,7 +176,7 @@ class ZoneCounter(RegionCounter[ZoneTransition]):
         self._keep(seen, ints, floats)
         return out
 
-    def _forget(self, gone: list[tuple[int, tuple[int, int]]]) -> list[ZoneTransition]:
+    def _forget(self, gone: Forgotten) -> list[ZoneTransition]:
         """The tracks of these (row, key) pairs, forgotten by the slots (not seen for
         forget_frames), leave every zone they were in."""
         out: list[ZoneTransition] = []
