@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["Forgotten", "RegionCounter", "SeenTracks", "TrackSlots", "grown", "take_tracks"]
 
 EventT = TypeVar("EventT")  # what a counter reports: a crossing, a zone transition
+Forgotten = list[tuple[int, tuple[int, int]]]  # (row, (track id, class id)) the sweep freed
 
 
 def grown(arr: np.ndarray, rows: int, fill: float | int | bool) -> np.ndarray:
@@ -84,7 +85,7 @@ class TrackSlots:
     def sweep(self, frame: int) -> Forgotten:
         """Forget keys unseen for forget_frames; returns their (row, key) pairs."""
         stale = ((self.last_seen >= 0) & (frame - self.last_seen > self.forget_frames)).nonzero()[0]
-        gone: list[tuple[int, tuple[int, int]]] = []
+        gone: Forgotten = []
         for r in stale.tolist():
             key = self.keys[r]
             assert key is not None
@@ -94,9 +95,6 @@ class TrackSlots:
             gone.append((r, key))
         self.last_seen[stale] = -1
         return gone
-
-
-Forgotten = list[tuple[int, tuple[int, int]]]  # (row, (track id, class id)) the sweep freed
 
 
 @dataclass(frozen=True, slots=True)
